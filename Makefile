@@ -1,0 +1,33 @@
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.genreflow-installed
+
+.PHONY: setup demo test lint bench clean
+
+setup: $(STAMP)
+
+# Re-installs only when the project's dependencies change; musicnn ships the pretrained weights
+# (its metadata pins an ancient numpy, hence --no-deps).
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/python -m pip install --quiet --no-deps "musicnn==0.1.0"
+	touch $(STAMP)
+
+demo: setup
+	$(BIN)/genreflow demo --dir demo-output
+
+test: setup
+	$(BIN)/python -m pytest
+
+lint: setup
+	$(BIN)/ruff check src tests
+	$(BIN)/ruff format --check src tests
+
+bench: setup
+	$(BIN)/genreflow bench ingest
+
+clean:
+	rm -rf demo-output .pytest_cache

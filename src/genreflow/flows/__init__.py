@@ -1,0 +1,1 @@
+"""Prefect flows (ingest, demo, bench) and the ``genreflow`` command line."""

@@ -1,0 +1,195 @@
+"""The ``genreflow`` command line. Parses, resolves settings, calls a flow; imports lazily so
+``genreflow --help`` stays instant (Prefect and TensorFlow load only for commands that need them)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+EXIT_OK, EXIT_TRACKS_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "handler", None):
+        parser.print_help()
+        return EXIT_USAGE
+    from genreflow.pipeline.errors import GenreflowError
+
+    try:
+        return int(args.handler(args) or EXIT_OK)
+    except GenreflowError as error:
+        print(f"genreflow: error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="genreflow",
+        description="Catalogue-scale audio genre classification: ingest audio into a Zarr feature store.",
+    )
+    sub = parser.add_subparsers(title="commands", metavar="COMMAND")
+
+    demo = sub.add_parser("make-demo", help="write a synthetic labelled catalogue (GTZAN layout)")
+    demo.add_argument("directory", type=Path)
+    demo.add_argument("--per-class", type=int, default=20, help="tracks per genre (default 20)")
+    demo.add_argument("--seconds", type=float, default=12.0, help="track length (default 12)")
+    demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--no-broken", action="store_true", help="leave out the deliberately broken files")
+    demo.set_defaults(handler=_make_demo)
+
+    ingest = sub.add_parser("ingest", help="decode new or changed tracks into the feature store")
+    ingest.add_argument("source", help="folder or s3://bucket/prefix holding the audio")
+    _add_runtime_flags(ingest)
+    _add_ingest_flags(ingest)
+    ingest.set_defaults(handler=_ingest)
+
+    run_demo = sub.add_parser("demo", help="make the demo catalogue and run the whole pipeline on it")
+    run_demo.add_argument("--dir", type=Path, default=Path("demo-output"), help="where to write (default demo-output)")
+    _add_runtime_flags(run_demo, store_required=False)
+    run_demo.set_defaults(handler=_demo)
+
+    bench = sub.add_parser("bench", help="measure throughput against a plain serial baseline")
+    bench.add_argument("what", choices=["ingest"])
+    bench.add_argument("--tracks", type=int, default=120, help="clips to generate (default 120)")
+    bench.add_argument("--seconds", type=float, default=30.0, help="clip length (default 30)")
+    bench.add_argument("--dir", type=Path, default=None, help="working folder (default: a temporary one)")
+    _add_runtime_flags(bench, store_required=False)
+    bench.set_defaults(handler=_bench)
+
+    server = sub.add_parser("server", help="the local Prefect server genreflow starts and reuses")
+    server.add_argument("action", choices=["start", "stop", "status"])
+    server.add_argument("--verbose", action="store_true")
+    server.set_defaults(handler=_server)
+    return parser
+
+
+def _add_runtime_flags(parser: argparse.ArgumentParser, *, store_required: bool = True) -> None:
+    parser.add_argument(
+        "--store",
+        required=False,
+        help="store root, folder or s3:// (env GENREFLOW_STORE)"
+        + ("" if store_required else "; default inside the working folder"),
+    )
+    parser.add_argument(
+        "--workers", type=int, default=None, help="local Dask worker processes (env GENREFLOW_WORKERS, default 2)"
+    )
+    parser.add_argument("--dask-address", default=None, help="an existing Dask scheduler (env GENREFLOW_DASK_ADDRESS)")
+    parser.add_argument("--s3-endpoint-url", default=None, help="S3 API endpoint (env GENREFLOW_S3_ENDPOINT_URL)")
+    parser.add_argument("--verbose", action="store_true", help="show Prefect, Dask and library logs")
+    parser.set_defaults(store_required=store_required)
+
+
+def _add_ingest_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--dataset", default="auto", choices=["auto", "gtzan", "fma", "us8k", "folder", "unlabelled"])
+    parser.add_argument("--fma-subset", default="small", choices=["small", "medium", "large"])
+    parser.add_argument("--features", default="mel128", help="comma-separated: mel128,musicnn96,wavelet")
+    parser.add_argument("--shard-size", type=int, default=128, help="tracks per task (default 128)")
+    parser.add_argument("--window-s", type=float, default=None, help="clip window (default 30 s; 4 s for UrbanSound8K)")
+    parser.add_argument("--min-duration-s", type=float, default=1.0, help="shorter tracks fail (default 1 s)")
+    parser.add_argument("--channel-views", default="mid", help="rows per track: mid, or mid,left,right (seed 002)")
+    parser.add_argument("--retry-failed", action="store_true", help="decode again files that failed before")
+    parser.add_argument("--json", action="store_true", help="print the run summary as JSON")
+
+
+def _settings(args: argparse.Namespace) -> Any:
+    from genreflow.infra.settings import Settings
+
+    settings = Settings.resolve(
+        store=getattr(args, "store", None),
+        workers=getattr(args, "workers", None),
+        dask_address=getattr(args, "dask_address", None),
+        s3_endpoint_url=getattr(args, "s3_endpoint_url", None),
+        verbose=args.verbose,
+    )
+    if getattr(args, "store_required", False) and not settings.store:
+        raise SystemExit("genreflow: error: --store (or GENREFLOW_STORE) is required")
+    return settings
+
+
+def _make_demo(args: argparse.Namespace) -> int:
+    from genreflow.pipeline.demo import make_demo_catalogue
+
+    paths = make_demo_catalogue(
+        args.directory, per_class=args.per_class, seconds=args.seconds, seed=args.seed, broken=not args.no_broken
+    )
+    print(f"wrote {len(paths)} files under {args.directory / 'genres'}")
+    return EXIT_OK
+
+
+def _ingest(args: argparse.Namespace) -> int:
+    from genreflow.flows.runtime import run_ingest
+
+    settings = _settings(args)
+    summary = run_ingest(
+        settings,
+        source=args.source,
+        dataset=args.dataset,
+        fma_subset=args.fma_subset,
+        feature_sets=args.features.split(","),
+        shard_size=args.shard_size,
+        window_s=args.window_s,
+        min_duration_s=args.min_duration_s,
+        channel_views=args.channel_views.split(","),
+        retry_failed=args.retry_failed,
+    )
+    if args.json:
+        print(json.dumps(summary, indent=2, default=str))
+    else:
+        print(describe_ingest(summary))
+    return EXIT_TRACKS_FAILED if summary["failures"] or summary["unprocessed"] else EXIT_OK
+
+
+def describe_ingest(summary: dict[str, Any]) -> str:
+    counts = summary["counts"]
+    lines = [
+        f"ingest {summary['run_id']}: {summary['listed']} listed in {summary['source']} ({summary['dataset']}), "
+        f"{summary['selected']} new or changed",
+        f"  ok {counts.get('ok', 0)}, failed {counts.get('failed', 0)}, skipped {counts.get('skipped', 0)}, "
+        f"not processed {len(summary['unprocessed'])}; {summary['wall_s']:.1f} s",
+        f"  store: {summary['store']} (features: {', '.join(summary['feature_sets'])})",
+    ]
+    lines += [f"  failed: {f['uri']}: {f['reason']}" for f in summary["failures"]]
+    lines += [f"  not processed: {f['uri']}: {f['reason']}" for f in summary["unprocessed"]]
+    return "\n".join(lines)
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from genreflow.flows.runtime import run_demo
+
+    settings = _settings(args)
+    return run_demo(settings, directory=args.dir)
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from genreflow.flows.bench import bench_ingest
+
+    settings = _settings(args)
+    print(bench_ingest(settings, tracks=args.tracks, seconds=args.seconds, directory=args.dir))
+    return EXIT_OK
+
+
+def _server(args: argparse.Namespace) -> int:
+    from genreflow.infra.logs import configure_environment
+    from genreflow.infra.prefect_api import ensure_prefect_api, local_server_url, stop_local_server
+    from genreflow.infra.settings import Settings
+
+    settings = Settings.resolve(verbose=args.verbose)
+    configure_environment(verbose=args.verbose)
+    if args.action == "start":
+        print(ensure_prefect_api(settings.home))
+    elif args.action == "stop":
+        print("stopped" if stop_local_server(settings.home) else "no local server was running")
+    else:
+        url = local_server_url(settings.home)
+        print(url or "no local server running")
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

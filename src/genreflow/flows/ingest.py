@@ -1,0 +1,116 @@
+"""The ingest flow: list → diff against the manifest → allocate rows → map shards → commit."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from prefect import flow, unmapped
+from prefect.futures import as_completed
+from tqdm import tqdm
+
+from genreflow.pipeline.audio import ClipWindow
+from genreflow.pipeline.datasets import DEFAULT_WINDOW_S
+from genreflow.pipeline.errors import StoreError
+from genreflow.pipeline.extract import ExtractionSpec, ShardResult
+from genreflow.pipeline.features import parse_feature_sets
+from genreflow.pipeline.ingest import (
+    commit_run,
+    new_run_id,
+    plan_shards,
+    recover_interrupted_runs,
+    select_work,
+    summarise_run,
+)
+from genreflow.pipeline.store import FeatureStore, StoreLayout, read_manifest
+from genreflow.pipeline.store.features import store_attrs
+from genreflow.tasks.ingest import extract_shard, scan_source
+from genreflow.tasks.reports import publish_ingest_report
+
+DEFAULT_SHARD_SIZE = 128
+
+
+@flow(name="ingest", validate_parameters=False)
+def ingest_flow(
+    source: str,
+    store: str,
+    *,
+    dataset: str = "auto",
+    feature_sets: Sequence[str] = ("mel128",),
+    shard_size: int = DEFAULT_SHARD_SIZE,
+    window_s: float | None = None,
+    min_duration_s: float = 1.0,
+    channel_views: Sequence[str] = ("mid",),
+    retry_failed: bool = False,
+    fma_subset: str = "small",
+    storage_options: Mapping[str, Any] | None = None,
+    show_progress: bool = True,
+) -> dict[str, Any]:
+    """Bring new and changed tracks of ``source`` into the feature store at ``store``.
+
+    Returns a summary: counts per status and label, failures with reasons, tracks left unprocessed
+    by a failed shard (selected again next run), per-shard timings and memory.
+    """
+    started = time.perf_counter()
+    sets = parse_feature_sets(list(feature_sets))
+    layout = StoreLayout(store, dict(storage_options or {}))
+    catalogue = scan_source(source, dataset=dataset, fma_subset=fma_subset, storage_options=storage_options)
+    detected = catalogue["dataset"].iloc[0] if len(catalogue) else dataset
+    window = ClipWindow(seconds=_window_seconds(layout, window_s, detected), min_seconds=min_duration_s)
+
+    features = FeatureStore(layout)
+    features.ensure(sets, window=window, channel_views=tuple(channel_views))
+    recovered = recover_interrupted_runs(layout, features)
+    work = select_work(catalogue, read_manifest(layout), feature_sets=sets, retry_failed=retry_failed)
+
+    run_id = new_run_id()
+    views = len(channel_views)
+    shards = plan_shards(work, run_id=run_id, row_start=features.n_rows, rows_per_track=views, shard_size=shard_size)
+    results: list[ShardResult] = []
+    unprocessed: list[dict[str, Any]] = []
+    if shards:
+        features.allocate(len(work) * views)
+        spec = ExtractionSpec(sets, window, tuple(channel_views))
+        futures = extract_shard.map(shards, spec=unmapped(spec), layout=unmapped(layout))
+        by_future = {id(f): s for f, s in zip(futures, shards, strict=True)}
+        with tqdm(total=len(work), unit="track", desc="ingest", disable=None if show_progress else True) as bar:
+            for future in as_completed(futures):
+                shard = by_future[id(future)]
+                outcome = future.result(raise_on_failure=False)
+                if isinstance(outcome, ShardResult):
+                    results.append(outcome)
+                else:
+                    unprocessed += [{"uri": t.uri, "reason": f"shard failed: {outcome}"} for t in shard.tracks]
+                bar.update(len(shard.tracks))
+    committed = commit_run(layout, features, run_id, [row for r in results for row in r.rows])
+
+    summary = summarise_run(committed, unprocessed=unprocessed)
+    summary.update(
+        run_id=run_id,
+        source=source,
+        store=store,
+        dataset=detected,
+        listed=len(catalogue),
+        selected=len(work),
+        recovered_runs=recovered,
+        feature_sets=[fs.name for fs in sets],
+        wall_s=time.perf_counter() - started,
+        compute_s=sum(r.seconds for r in results),
+        shards=[
+            {"index": r.index, "tracks": len(r.rows), "seconds": r.seconds, "pid": r.pid, "peak_rss": r.peak_rss_bytes}
+            for r in sorted(results, key=lambda r: r.index)
+        ],
+    )
+    publish_ingest_report(summary)
+    return summary
+
+
+def _window_seconds(layout: StoreLayout, requested: float | None, dataset: str) -> float:
+    """The requested window, else the existing store's, else the dataset's default (30 s)."""
+    if requested is not None:
+        return float(requested)
+    try:
+        return float(store_attrs(layout)["window_s"])
+    except (StoreError, KeyError):  # no store yet, or one made before settings were recorded
+        return DEFAULT_WINDOW_S.get(dataset, 30.0)

@@ -1,0 +1,1 @@
+"""Where things run: settings, the Prefect API, the Dask cluster, quiet logs."""

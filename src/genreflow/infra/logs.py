@@ -1,0 +1,33 @@
+"""Quiet by default: Prefect, distributed and TensorFlow chatter only with ``--verbose``; no telemetry."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+QUIET_ENV = {
+    "DO_NOT_TRACK": "1",
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "PREFECT_LOGGING_LEVEL": "WARNING",
+    "PREFECT_LOGGING_TO_API_BATCH_INTERVAL": "0.5",
+    "TF_CPP_MIN_LOG_LEVEL": "3",
+    "DASK_LOGGING__DISTRIBUTED": "warning",
+}
+
+
+def configure_environment(*, verbose: bool = False) -> None:
+    """Set telemetry and log levels before Prefect or Dask is imported (workers inherit them)."""
+    os.environ["DO_NOT_TRACK"] = "1"
+    os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
+    if verbose:
+        os.environ.setdefault("PREFECT_LOGGING_LEVEL", "INFO")
+        return
+    for key, value in QUIET_ENV.items():
+        os.environ.setdefault(key, value)
+    quiet_loggers()
+
+
+def quiet_loggers() -> None:
+    """Lower chatty libraries to warnings; call again after Prefect configures logging on import."""
+    for name in ("distributed", "prefect", "numba", "botocore", "s3fs", "urllib3", "httpx"):
+        logging.getLogger(name).setLevel(logging.WARNING)

@@ -1,0 +1,51 @@
+"""Settings: CLI flags first, then environment variables, then defaults. Built here, passed down."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ENV = {
+    "store": "GENREFLOW_STORE",
+    "dask_address": "GENREFLOW_DASK_ADDRESS",
+    "workers": "GENREFLOW_WORKERS",
+    "s3_endpoint_url": "GENREFLOW_S3_ENDPOINT_URL",
+    "home": "GENREFLOW_HOME",
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything about *where* genreflow runs; nothing about what it computes."""
+
+    store: str | None = None
+    dask_address: str | None = None
+    workers: int = 2
+    s3_endpoint_url: str | None = None
+    home: Path = field(default_factory=lambda: Path.home() / ".genreflow")
+    verbose: bool = False
+
+    @classmethod
+    def resolve(cls, environ: Mapping[str, str] | None = None, **flags: Any) -> Settings:
+        """Merge flags (None = not given) over ``environ`` over defaults."""
+        environ = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for name, variable in ENV.items():
+            if flags.get(name) is not None:
+                values[name] = flags[name]
+            elif environ.get(variable):
+                values[name] = environ[variable]
+        if "workers" in values:
+            values["workers"] = int(values["workers"])
+        if "home" in values:
+            values["home"] = Path(values["home"])
+        values["verbose"] = bool(flags.get("verbose"))
+        return cls(**values)
+
+    @property
+    def storage_options(self) -> dict[str, Any]:
+        """fsspec options for ``s3://`` URIs; credentials come from the usual AWS variables."""
+        return {"endpoint_url": self.s3_endpoint_url} if self.s3_endpoint_url else {}

@@ -1,0 +1,97 @@
+"""What every catalogue adapter returns, and the listing they share."""
+
+from __future__ import annotations
+
+import posixpath
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+from ..audio import AUDIO_EXTENSIONS
+from ..errors import CatalogueError
+from ..uri import filesystem, to_uri
+
+CATALOGUE_COLUMNS = {
+    "track_id": "string",  # null where the id is the content hash, known only once the file is read
+    "uri": "string",
+    "dataset": "string",
+    "label": "string",
+    "split": "string",  # train / valid / test, or null
+    "fold": "Int64",
+    "size_bytes": "Int64",
+    "source_version": "string",  # mtime (local) or ETag (S3): with size, tells a changed file
+}
+SPLITS = ("train", "valid", "test")
+
+
+@dataclass(frozen=True)
+class AudioFile:
+    """One listed audio file: where it is and what tells a new version of it."""
+
+    uri: str
+    relpath: str
+    size_bytes: int
+    source_version: str
+
+
+def list_audio(root: str, *, storage_options: Mapping[str, Any] | None = None) -> list[AudioFile]:
+    """Every audio file under ``root`` (by extension), sorted by path.
+
+    Raises
+    ------
+    CatalogueError
+        ``root`` does not exist or is not a folder/prefix.
+    """
+    fs, base = filesystem(root, storage_options)
+    base = base.rstrip("/")
+    if not fs.isdir(base):
+        raise CatalogueError(f"{root}: no such folder or prefix")
+    found = fs.find(base, detail=True, withdirs=False)
+    files = []
+    for path, info in sorted(found.items()):
+        if posixpath.splitext(path)[1].lower() not in AUDIO_EXTENSIONS:
+            continue
+        version = info.get("ETag") or info.get("etag") or info.get("mtime") or info.get("LastModified")
+        files.append(
+            AudioFile(
+                uri=to_uri(fs, path),
+                relpath=posixpath.relpath(path, base),
+                size_bytes=int(info.get("size") or 0),
+                source_version=str(version).strip('"'),
+            )
+        )
+    return files
+
+
+def catalogue_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
+    """Build a catalogue DataFrame with exactly :data:`CATALOGUE_COLUMNS`, validated."""
+    frame = pd.DataFrame.from_records(records, columns=list(CATALOGUE_COLUMNS))
+    frame = frame.astype(CATALOGUE_COLUMNS)
+    return validate_catalogue(frame)
+
+
+def validate_catalogue(frame: pd.DataFrame) -> pd.DataFrame:
+    """Check a catalogue before anything is planned from it; returns it unchanged.
+
+    Raises
+    ------
+    CatalogueError
+        Missing columns, empty or repeated URIs, repeated track ids or an unknown split.
+    """
+    missing = set(CATALOGUE_COLUMNS) - set(frame.columns)
+    if missing:
+        raise CatalogueError(f"catalogue lacks columns {sorted(missing)}")
+    if frame["uri"].isna().any():
+        raise CatalogueError("catalogue has tracks without a uri")
+    repeated = frame["uri"][frame["uri"].duplicated()]
+    if len(repeated):
+        raise CatalogueError(f"catalogue lists {repeated.iloc[0]} more than once")
+    ids = frame["track_id"].dropna()
+    if ids.duplicated().any():
+        raise CatalogueError(f"track id {ids[ids.duplicated()].iloc[0]} names two files")
+    bad_split = set(frame["split"].dropna()) - set(SPLITS)
+    if bad_split:
+        raise CatalogueError(f"unknown split values {sorted(bad_split)}; expected {SPLITS}")
+    return frame

@@ -1,0 +1,237 @@
+"""One shard's work: read → hash → decode → compute every feature set → write its own rows.
+
+The shard function is the serial routine Dask workers run side by side; it returns manifest rows
+(never feature arrays) and keeps a receipt in the store so a crashed run loses nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import resource
+import time
+from collections.abc import Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, BinaryIO
+
+import numpy as np
+
+from .audio import ClipWindow, DecodedClip, decode_clip, fit_length, resample
+from .errors import DecodeError, GenreflowError
+from .features import FeatureSet
+from .store import FeatureWriter, RowRange, StoreLayout
+from .store.manifest import rows_to_table
+from .store.parquet import write_parquet_atomic
+from .uri import filesystem
+
+IN_MEMORY_LIMIT = 256 * 2**20  # larger files are hashed by streaming and decoded by seeking
+
+
+@dataclass(frozen=True)
+class TrackRef:
+    """A catalogue row as a shard carries it (small, picklable)."""
+
+    uri: str
+    dataset: str
+    size_bytes: int
+    source_version: str
+    track_id: str | None = None
+    label: str | None = None
+    split: str | None = None
+    fold: int | None = None
+
+
+@dataclass(frozen=True)
+class Shard:
+    """Tracks of one task and the rows they own: track ``i`` uses rows ``row_start + i·views ...``."""
+
+    run_id: str
+    index: int
+    row_start: int
+    rows_per_track: int
+    tracks: tuple[TrackRef, ...]
+
+    @property
+    def rows(self) -> RowRange:
+        return RowRange(self.row_start, self.row_start + len(self.tracks) * self.rows_per_track)
+
+
+@dataclass(frozen=True)
+class ExtractionSpec:
+    """What every shard of a run computes."""
+
+    feature_sets: tuple[FeatureSet, ...]
+    window: ClipWindow = field(default_factory=ClipWindow)
+    channel_views: tuple[str, ...] = ("mid",)
+
+
+@dataclass
+class ShardResult:
+    """What a shard task returns: its manifest rows and how it ran (for benchmarks and reports)."""
+
+    index: int
+    rows: list[dict[str, Any]]
+    seconds: float
+    pid: int
+    peak_rss_bytes: int
+
+
+def extract_and_store_shard(
+    shard: Shard, spec: ExtractionSpec, writer: FeatureWriter, *, storage_options: Mapping[str, Any] | None = None
+) -> list[dict[str, Any]]:
+    """Process every track of ``shard``; a track that fails becomes a ``failed`` row, never an exception.
+
+    Reading and decoding the next track overlaps computing the current one (libsndfile, soxr and
+    numpy's FFT release the GIL), so one worker keeps two cores busy.
+
+    Returns
+    -------
+    list of dict
+        One manifest row per track, in :data:`~genreflow.pipeline.store.MANIFEST_SCHEMA` columns.
+    """
+    rows = []
+    for position, (track, loaded) in enumerate(_prefetch(shard.tracks, spec.window, storage_options)):
+        row = shard.row_start + position * shard.rows_per_track
+        content_hash, clip, error = loaded
+        if clip is not None:
+            try:
+                for fs, values in compute_features(clip, spec).items():
+                    writer.write(fs, row, values)
+            except GenreflowError as compute_error:
+                clip, error = None, f"features: {compute_error}"
+        rows.append(_manifest_row(shard, track, spec, row, content_hash, clip, error))
+    return rows
+
+
+def compute_features(clip: DecodedClip, spec: ExtractionSpec) -> dict[str, np.ndarray]:
+    """Every feature set of ``spec`` for every channel view of ``clip``, resampling once per rate.
+
+    Returns
+    -------
+    dict
+        Feature set name → float32 [shape=(n_views, n_bins, n_frames)].
+    """
+    resampled: dict[tuple[str, int], np.ndarray] = {}
+    out = {}
+    for fs in spec.feature_sets:
+        size = round(spec.window.seconds * fs.sample_rate)
+        views = []
+        for view in spec.channel_views:
+            key = (view, fs.sample_rate)
+            if key not in resampled:
+                signal = resample(clip.view(view), orig_sr=clip.sample_rate, target_sr=fs.sample_rate)
+                resampled[key] = fit_length(np.ascontiguousarray(signal, dtype=np.float32), size=size)
+            views.append(fs.compute(resampled[key], sr=fs.sample_rate))
+        out[fs.name] = np.stack(views)
+    return out
+
+
+def run_shard(shard: Shard, spec: ExtractionSpec, layout: StoreLayout) -> ShardResult:
+    """The unit a task runs: extract the shard, then keep its receipt in ``runs/<run_id>/``."""
+    started = time.perf_counter()
+    writer = FeatureWriter(layout, shard.rows)
+    rows = extract_and_store_shard(shard, spec, writer, storage_options=layout.storage_options)
+    write_receipt(layout, shard, rows)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
+    return ShardResult(shard.index, rows, time.perf_counter() - started, os.getpid(), peak)
+
+
+def write_receipt(layout: StoreLayout, shard: Shard, rows: list[dict[str, Any]]) -> None:
+    """Store a shard's rows under the run, for the flow (or a later recovery) to commit."""
+    write_parquet_atomic(
+        rows_to_table(rows), layout.receipt(shard.run_id, shard.index), storage_options=layout.storage_options
+    )
+
+
+def _prefetch(
+    tracks: tuple[TrackRef, ...], window: ClipWindow, storage_options: Mapping[str, Any] | None
+) -> Iterator[tuple[TrackRef, tuple[str | None, DecodedClip | None, str | None]]]:
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="genreflow-decode") as pool:
+        pending = [pool.submit(load_track, t, window=window, storage_options=storage_options) for t in tracks[:1]]
+        for position, track in enumerate(tracks):
+            if position + 1 < len(tracks):
+                pending.append(
+                    pool.submit(load_track, tracks[position + 1], window=window, storage_options=storage_options)
+                )
+            yield track, pending[position].result()
+            pending[position] = None  # drop the decoded clip once used
+
+
+def load_track(
+    track: TrackRef, *, window: ClipWindow, storage_options: Mapping[str, Any] | None = None
+) -> tuple[str | None, DecodedClip | None, str | None]:
+    """Read, hash and decode one track: ``(content_hash, clip, None)`` or ``(hash?, None, reason)``.
+
+    Any failure of a third-party decoder on a malformed file is kept as the reason, with its type,
+    because a corrupt file must cost one row, never the run.
+    """
+    try:
+        fs, path = filesystem(track.uri, storage_options)
+        size = int(fs.size(path))
+    except FileNotFoundError:
+        return None, None, "file not found (removed after it was listed?)"
+    except OSError as error:
+        return None, None, f"cannot read: {error}"
+    if size == 0:
+        return None, None, "empty file (0 bytes)"
+    try:
+        content_hash, source = _open_hashed(fs, path, size)
+    except OSError as error:
+        return None, None, f"cannot read: {error}"
+    try:
+        with source:
+            return content_hash, decode_clip(source, window=window), None
+    except DecodeError as error:
+        return content_hash, None, str(error)
+    except Exception as error:
+        return content_hash, None, f"undecodable ({type(error).__name__}: {error})"
+
+
+def _open_hashed(fs: Any, path: str, size: int) -> tuple[str, BinaryIO]:
+    digest = hashlib.sha256()
+    if size <= IN_MEMORY_LIMIT:
+        data = fs.cat_file(path)
+        digest.update(data)
+        return digest.hexdigest(), io.BytesIO(data)
+    with fs.open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(8 * 2**20), b""):
+            digest.update(block)
+    return digest.hexdigest(), fs.open(path, "rb")
+
+
+def _manifest_row(
+    shard: Shard,
+    track: TrackRef,
+    spec: ExtractionSpec,
+    row: int,
+    content_hash: str | None,
+    clip: DecodedClip | None,
+    error: str | None,
+) -> dict[str, Any]:
+    track_id = track.track_id or (f"sha256:{content_hash[:20]}" if content_hash else None)
+    ok = clip is not None
+    return {
+        "track_id": track_id,
+        "uri": track.uri,
+        "dataset": track.dataset,
+        "label": track.label,
+        "split": track.split,
+        "fold": track.fold,
+        "duration_s": clip.duration_s if ok else None,
+        "sample_rate": clip.sample_rate if ok else None,
+        "channels": clip.channels if ok else None,
+        "size_bytes": track.size_bytes,
+        "source_version": track.source_version,
+        "content_hash": content_hash,
+        "row": row if ok else None,
+        "window_start_s": clip.window_start_s if ok else None,
+        "valid_s": min(clip.valid_s, spec.window.seconds) if ok else None,
+        "status": "ok" if ok else "failed",
+        "error": None if ok else error,
+        "ingested_at": datetime.now(UTC),
+        "run_id": shard.run_id,
+        "feature_sets": [fs.name for fs in spec.feature_sets] if ok else [],
+    }

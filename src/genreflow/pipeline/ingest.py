@@ -1,0 +1,179 @@
+"""Ingest bookkeeping around the shard work: what to do, how to split it, how to commit it.
+
+The flow calls these in order: :func:`recover_interrupted_runs`, :func:`select_work`,
+:func:`plan_shards`, (shards run elsewhere), :func:`commit_run`. Only this code writes the
+manifest and the ``track_id`` array, so each has exactly one writer.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import pandas as pd
+
+from .errors import ParameterError
+from .extract import Shard, TrackRef
+from .features import FeatureSet
+from .store import (
+    FeatureStore,
+    StoreLayout,
+    latest_rows,
+    read_manifest,
+    read_parquet_dir,
+    write_manifest_part,
+)
+from .store.manifest import MANIFEST_SCHEMA
+from .uri import filesystem
+
+
+def new_run_id() -> str:
+    """A sortable, unique run id: UTC time plus random suffix (``20261122T021500Z-3f9a1c``)."""
+    return f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
+
+
+def select_work(
+    catalogue: pd.DataFrame,
+    manifest: pd.DataFrame,
+    *,
+    feature_sets: Sequence[FeatureSet],
+    retry_failed: bool = False,
+) -> pd.DataFrame:
+    """Catalogue rows that need decoding, with a ``reason`` column (new, changed, features, retry).
+
+    A file is done when its newest manifest row has the same size and version (mtime or ETag) and
+    either succeeded with every requested feature set, was skipped as a duplicate, or failed (a
+    failure is retried only with ``retry_failed``, since an unchanged corrupt file fails again).
+    """
+    wanted = {fs.name for fs in feature_sets}
+    previous = latest_rows(manifest, by="uri").set_index("uri") if len(manifest) else None
+    reasons = []
+    for track in catalogue.itertuples(index=False):
+        if previous is None or track.uri not in previous.index:
+            reasons.append("new")
+            continue
+        last = previous.loc[track.uri]
+        if last["size_bytes"] != track.size_bytes or last["source_version"] != track.source_version:
+            reasons.append("changed")
+        elif last["status"] == "failed":
+            reasons.append("retry" if retry_failed else None)
+        elif last["status"] == "ok" and not wanted <= set(last["feature_sets"]):
+            reasons.append("features")
+        else:
+            reasons.append(None)
+    work = catalogue.assign(reason=reasons)
+    return work[work["reason"].notna()].reset_index(drop=True)
+
+
+def plan_shards(
+    work: pd.DataFrame, *, run_id: str, row_start: int, rows_per_track: int, shard_size: int
+) -> list[Shard]:
+    """Cut the work into shards of ``shard_size`` tracks owning consecutive, disjoint rows."""
+    if shard_size < 1:
+        raise ParameterError(f"shard_size must be at least 1, got {shard_size}")
+    refs = [_track_ref(row) for row in work.to_dict("records")]
+    shards = []
+    for index, first in enumerate(range(0, len(refs), shard_size)):
+        tracks = tuple(refs[first : first + shard_size])
+        shards.append(Shard(run_id, index, row_start + first * rows_per_track, rows_per_track, tracks))
+    return shards
+
+
+def commit_run(
+    layout: StoreLayout, store: FeatureStore, run_id: str, rows: Sequence[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """Make a run's rows durable: mark duplicates, append the manifest part, record track ids.
+
+    Folder catalogues identify tracks by content hash; the same audio under a second name is kept
+    once and the other row says ``skipped: duplicate of <uri>``. Receipts are removed last, so a
+    crash anywhere here is repaired by :func:`recover_interrupted_runs`.
+    """
+    manifest = read_manifest(layout)
+    committed = mark_duplicates(rows, manifest)
+    if committed:
+        write_manifest_part(layout, run_id, committed)
+        ok = [r for r in committed if r["status"] == "ok"]
+        store.record_track_ids([r["row"] for r in ok], [r["track_id"] for r in ok])
+    _clear_run(layout, run_id)
+    return committed
+
+
+def mark_duplicates(rows: Sequence[dict[str, Any]], manifest: pd.DataFrame) -> list[dict[str, Any]]:
+    """Rows with a content-hash id already live under another URI become ``skipped``."""
+    live: dict[str, str] = {}
+    if len(manifest):
+        current = latest_rows(manifest, by="uri")
+        current = current[current["status"] == "ok"]
+        live = dict(zip(current["track_id"], current["uri"], strict=True))
+    out = []
+    for row in rows:
+        row = dict(row)
+        owner = live.get(row["track_id"]) if row["status"] == "ok" else None
+        if owner is not None and owner != row["uri"]:
+            row.update(status="skipped", error=f"duplicate of {owner}", row=None)
+        elif row["status"] == "ok":
+            live[row["track_id"]] = row["uri"]
+        out.append(row)
+    return out
+
+
+def recover_interrupted_runs(layout: StoreLayout, store: FeatureStore) -> list[str]:
+    """Commit the receipts of runs that stopped before their commit; returns their run ids.
+
+    Their features are already in the store, so nothing is decoded twice; rows of shards that never
+    finished stay unused and those tracks are simply selected again as new.
+    """
+    fs, runs = filesystem(layout.runs, layout.storage_options)
+    if not fs.isdir(runs):
+        return []
+    recovered = []
+    for run_dir in sorted(fs.ls(runs, detail=False)):
+        run_id = run_dir.rstrip("/").rsplit("/", 1)[-1]
+        part = filesystem(layout.manifest_part(run_id), layout.storage_options)[1]
+        if fs.exists(part):
+            _clear_run(layout, run_id)  # committed, only the clean-up was lost
+            continue
+        receipts = read_parquet_dir(
+            layout.run_dir(run_id), schema=MANIFEST_SCHEMA, storage_options=layout.storage_options
+        ).to_pylist()
+        commit_run(layout, store, run_id, receipts)
+        recovered.append(run_id)
+    return recovered
+
+
+def _clear_run(layout: StoreLayout, run_id: str) -> None:
+    fs, path = filesystem(layout.run_dir(run_id), layout.storage_options)
+    if fs.exists(path):
+        fs.rm(path, recursive=True)
+
+
+def _track_ref(record: dict[str, Any]) -> TrackRef:
+    def value(key: str) -> Any:
+        item = record.get(key)
+        return None if item is None or pd.isna(item) else item
+
+    fold = value("fold")
+    return TrackRef(
+        uri=record["uri"],
+        dataset=record["dataset"],
+        size_bytes=int(record["size_bytes"]),
+        source_version=str(record["source_version"]),
+        track_id=value("track_id"),
+        label=value("label"),
+        split=value("split"),
+        fold=None if fold is None else int(fold),
+    )
+
+
+def summarise_run(committed: Sequence[dict[str, Any]], *, unprocessed: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Counts by status and label, and the failures with their reasons, for reports and exit codes."""
+    counts: dict[str, int] = {}
+    by_label: dict[str, dict[str, int]] = {}
+    for row in committed:
+        counts[row["status"]] = counts.get(row["status"], 0) + 1
+        label = by_label.setdefault(row["label"] or "(none)", {"ok": 0, "failed": 0, "skipped": 0})
+        label[row["status"]] += 1
+    failures = [{"uri": r["uri"], "reason": r["error"]} for r in committed if r["status"] == "failed"]
+    return {"counts": counts, "by_label": by_label, "failures": failures, "unprocessed": list(unprocessed)}

@@ -1,0 +1,38 @@
+"""Where each part of a store lives, so no module joins store paths by hand."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..uri import join
+
+
+@dataclass(frozen=True)
+class StoreLayout:
+    """Locations inside one store root, plus the options to reach it."""
+
+    root: str
+    storage_options: Mapping[str, Any] = field(default_factory=dict, compare=False, hash=False)
+
+    @property
+    def manifest(self) -> str:
+        return join(self.root, "manifest")
+
+    @property
+    def features(self) -> str:
+        return join(self.root, "features.zarr")
+
+    @property
+    def runs(self) -> str:
+        return join(self.root, "runs")
+
+    def manifest_part(self, run_id: str) -> str:
+        return join(self.manifest, f"part-{run_id}.parquet")
+
+    def run_dir(self, run_id: str) -> str:
+        return join(self.runs, run_id)
+
+    def receipt(self, run_id: str, shard_index: int) -> str:
+        return join(self.run_dir(run_id), f"shard-{shard_index:06d}.parquet")

@@ -1,0 +1,78 @@
+"""The manifest: one row per track and ingest attempt, append-only Parquet parts.
+
+Only the ingest flow writes it (one part per run). Readers take the newest row per track
+(:func:`latest_rows`), so a re-ingested track supersedes its old row without rewriting history.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+
+from .layout import StoreLayout
+from .parquet import read_parquet_dir, write_parquet_atomic
+
+MANIFEST_SCHEMA = pa.schema(
+    [
+        ("track_id", pa.string()),
+        ("uri", pa.string()),
+        ("dataset", pa.string()),
+        ("label", pa.string()),
+        ("split", pa.string()),
+        ("fold", pa.int64()),
+        ("duration_s", pa.float64()),
+        ("sample_rate", pa.int64()),
+        ("channels", pa.int64()),
+        ("size_bytes", pa.int64()),
+        ("source_version", pa.string()),
+        ("content_hash", pa.string()),
+        ("row", pa.int64()),
+        ("window_start_s", pa.float64()),
+        ("valid_s", pa.float64()),
+        ("status", pa.string()),  # ok / failed / skipped
+        ("error", pa.string()),
+        ("ingested_at", pa.timestamp("us", tz="UTC")),
+        ("run_id", pa.string()),
+        ("feature_sets", pa.list_(pa.string())),
+    ]
+)
+MANIFEST_SCHEMA = MANIFEST_SCHEMA.with_metadata({"genreflow.manifest_schema": "1"})
+STATUSES = ("ok", "failed", "skipped")
+
+
+def rows_to_table(rows: Sequence[Mapping[str, Any]]) -> pa.Table:
+    """Manifest rows (dicts with every schema column) as a table in :data:`MANIFEST_SCHEMA`."""
+    columns = {name: [row.get(name) for row in rows] for name in MANIFEST_SCHEMA.names}
+    return pa.table(columns, schema=MANIFEST_SCHEMA)
+
+
+def write_manifest_part(layout: StoreLayout, run_id: str, rows: Sequence[Mapping[str, Any]]) -> str:
+    """Append one run's rows as ``manifest/part-<run_id>.parquet``; returns its URI."""
+    uri = layout.manifest_part(run_id)
+    write_parquet_atomic(rows_to_table(rows), uri, storage_options=layout.storage_options)
+    return uri
+
+
+def read_manifest(layout: StoreLayout) -> pd.DataFrame:
+    """Every manifest row of the store, oldest first (empty, with all columns, for a new store)."""
+    table = read_parquet_dir(layout.manifest, schema=MANIFEST_SCHEMA, storage_options=layout.storage_options)
+    frame = table.to_pandas(types_mapper=_nullable_types)
+    return frame.sort_values("ingested_at", kind="stable").reset_index(drop=True)
+
+
+def latest_rows(manifest: pd.DataFrame, *, by: str = "uri") -> pd.DataFrame:
+    """The newest row for each ``by`` value (``uri`` for diffing, ``track_id`` for readers)."""
+    if manifest.empty:
+        return manifest
+    return manifest.drop_duplicates(subset=by, keep="last").reset_index(drop=True)
+
+
+def _nullable_types(arrow_type: pa.DataType) -> Any:
+    if pa.types.is_string(arrow_type):
+        return pd.StringDtype()
+    if pa.types.is_integer(arrow_type):
+        return pd.Int64Dtype()
+    return None

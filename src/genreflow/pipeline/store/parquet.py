@@ -1,0 +1,46 @@
+"""Parquet files that appear whole or not at all, locally and on object stores."""
+
+from __future__ import annotations
+
+import io
+import posixpath
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from ..uri import filesystem, is_remote, join
+
+
+def write_parquet_atomic(table: pa.Table, uri: str, *, storage_options: Mapping[str, Any] | None = None) -> None:
+    """Write ``table`` to ``uri`` so readers never see a partial file.
+
+    Locally the file is written under a temporary name and renamed (atomic on one filesystem); on
+    an object store it is serialised in memory and sent as one PUT, which is atomic per object.
+    """
+    fs, path = filesystem(uri, storage_options)
+    buffer = io.BytesIO()
+    pq.write_table(table, buffer, compression="zstd")
+    if is_remote(uri):
+        fs.pipe_file(path, buffer.getvalue())
+        return
+    parent = posixpath.dirname(path)
+    fs.makedirs(parent, exist_ok=True)
+    temporary = join(parent, f".{uuid.uuid4().hex}.tmp")
+    with fs.open(temporary, "wb") as handle:
+        handle.write(buffer.getvalue())
+    fs.mv(temporary, path)
+
+
+def read_parquet_dir(uri: str, *, schema: pa.Schema, storage_options: Mapping[str, Any] | None = None) -> pa.Table:
+    """All ``*.parquet`` files directly under ``uri`` as one table (empty with ``schema`` if none)."""
+    fs, path = filesystem(uri, storage_options)
+    if not fs.isdir(path):
+        return schema.empty_table()
+    files = sorted(p for p in fs.ls(path, detail=False) if p.endswith(".parquet"))
+    if not files:
+        return schema.empty_table()
+    tables = [pq.read_table(f, filesystem=fs, schema=schema) for f in files]
+    return pa.concat_tables(tables)

@@ -1,0 +1,1 @@
+"""Thin Prefect tasks around pipeline calls: retries, tags, artifacts. No domain logic here."""

@@ -1,0 +1,36 @@
+"""Ingest tasks: listing a source (remote I/O, retried) and extracting one shard (retried: its
+writes go only to its own rows, so a retry overwrites the same chunks)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import pandas as pd
+from prefect import task
+from prefect.cache_policies import NONE
+
+from genreflow.pipeline.datasets import scan_catalogue
+from genreflow.pipeline.extract import ExtractionSpec, Shard, ShardResult, run_shard
+from genreflow.pipeline.store import StoreLayout
+
+
+@task(name="scan-source", retries=2, retry_delay_seconds=[2, 10], cache_policy=NONE, tags=["io"])
+def scan_source(
+    source: str, *, dataset: str, fma_subset: str, storage_options: Mapping[str, Any] | None
+) -> pd.DataFrame:
+    return scan_catalogue(source, dataset=dataset, fma_subset=fma_subset, storage_options=storage_options)
+
+
+# No result cache: crash recovery comes from the shard receipts in the store (pipeline.ingest), which
+# survive the flow process; a cached result would point at rows of an earlier allocation.
+@task(
+    name="extract-shard",
+    retries=2,
+    retry_delay_seconds=[5, 30],
+    cache_policy=NONE,
+    tags=["ingest"],
+    task_run_name="extract-shard-{shard.index}",
+)
+def extract_shard(shard: Shard, spec: ExtractionSpec, layout: StoreLayout) -> ShardResult:
+    return run_shard(shard, spec, layout)
