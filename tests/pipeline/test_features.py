@@ -1,0 +1,53 @@
+import dataclasses
+
+import librosa
+import numpy as np
+import pytest
+
+from genreflow.pipeline.errors import ParameterError
+from genreflow.pipeline.features import MEL128, MUSICNN96, WAVELET, get_feature_set, parse_feature_sets
+from tests.conftest import tone
+
+
+def test_mel128_equals_librosa_reference():
+    y = tone(5)
+    reference = librosa.power_to_db(
+        librosa.feature.melspectrogram(y=y, sr=22050, n_fft=2048, hop_length=512, n_mels=128), ref=1.0, top_db=None
+    )
+    out = MEL128.compute(y, sr=22050)
+    assert out.dtype == np.float32 and out.shape == (128, MEL128.n_frames(y.shape[0]))
+    np.testing.assert_allclose(out, reference, atol=1e-3)
+
+
+def test_musicnn96_is_musicnns_input_in_float32_even_when_loud():
+    y = np.clip(tone(3, sr=16000, amp=1.0) * 8, -1, 1)  # a square-ish loud signal: float16 would overflow
+    power = librosa.feature.melspectrogram(y=y, sr=16000, hop_length=256, n_fft=512, n_mels=96, pad_mode="reflect")
+    out = MUSICNN96.compute(y, sr=16000)
+    assert np.isfinite(out).all() and out.shape == (96, 1 + y.shape[0] // 256)
+    np.testing.assert_allclose(out, np.log10(1 + 10000 * power.astype(np.float64)), rtol=1e-4, atol=1e-4)
+    assert np.isinf(np.log10(10000 * power.astype(np.float16) + 1)).any()  # the float16 trap we avoid
+
+
+def test_wavelet_scalogram_locates_tones_in_frequency_and_time():
+    sr = 22050
+    freqs = WAVELET.frequencies
+    target = 50
+    y = np.zeros(10 * sr, np.float32)
+    y[3 * sr : 6 * sr] = 0.5 * np.sin(2 * np.pi * freqs[target] * np.arange(3 * sr) / sr)
+    out = WAVELET.compute(y, sr=sr)
+    assert out.shape == (64, WAVELET.n_frames(y.shape[0]))
+    middle = out[:, int(4.5 * sr / 512)]
+    assert int(middle.argmax()) == target
+    assert middle[target] == pytest.approx(20 * np.log10(0.5), abs=0.5)  # amplitude reads as dB
+    assert out[target, int(1 * sr / 512)] < -60 and out[target, int(8 * sr / 512)] < -60  # silent outside
+
+
+def test_configs_hash_their_parameters_and_names_resolve():
+    assert MEL128.config_hash != dataclasses.replace(MEL128, n_mels=64).config_hash
+    assert MEL128.config_hash == dataclasses.replace(MEL128).config_hash
+    assert WAVELET.config()["kind"] == "morlet_cwt"
+    assert [fs.name for fs in parse_feature_sets("wavelet, mel128,wavelet")] == ["wavelet", "mel128"]
+    with pytest.raises(ParameterError, match="known: mel128"):
+        get_feature_set("mfcc")
+    with pytest.raises(ParameterError, match="expects audio at 22050"):
+        MEL128.compute(tone(1, sr=16000), sr=16000)

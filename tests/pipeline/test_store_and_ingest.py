@@ -1,0 +1,117 @@
+import dataclasses
+
+import numpy as np
+import pytest
+
+from genreflow.pipeline.audio import ClipWindow, decode_clip
+from genreflow.pipeline.datasets import scan_catalogue
+from genreflow.pipeline.errors import StoreError
+from genreflow.pipeline.extract import ExtractionSpec, compute_features, run_shard
+from genreflow.pipeline.features import MEL128, WAVELET
+from genreflow.pipeline.ingest import (
+    mark_duplicates,
+    new_run_id,
+    plan_shards,
+    recover_interrupted_runs,
+    select_work,
+)
+from genreflow.pipeline.store import FeatureStore, FeatureWriter, RowRange, StoreLayout, read_manifest, read_rows
+from genreflow.pipeline.store.features import open_features
+from tests.conftest import tone
+
+WINDOW = ClipWindow(seconds=4.0)
+
+
+def _catalogue(tmp_path, write_audio):
+    write_audio("src/rock/a.wav", tone(3, freq=220))
+    write_audio("src/rock/b.flac", tone(5, sr=44100, freq=330, channels=2), 44100)
+    write_audio("src/jazz/c.mp3", tone(2, freq=550), 22050)
+    (tmp_path / "src/jazz/broken.wav").write_text("garbage" * 100)
+    return scan_catalogue(str(tmp_path / "src"))
+
+
+def _store(tmp_path, views=("mid",)):
+    layout = StoreLayout(str(tmp_path / "store"))
+    store = FeatureStore(layout)
+    store.ensure([MEL128, WAVELET], window=WINDOW, channel_views=views)
+    return layout, store
+
+
+def test_shards_write_their_rows_and_zarr_equals_direct_features(tmp_path, write_audio):
+    catalogue = _catalogue(tmp_path, write_audio)
+    layout, store = _store(tmp_path, views=("mid", "left", "right"))
+    spec = ExtractionSpec((MEL128, WAVELET), WINDOW, ("mid", "left", "right"))
+    work = select_work(catalogue, read_manifest(layout), feature_sets=spec.feature_sets)
+    shards = plan_shards(work, run_id="r1", row_start=store.allocate(len(work) * 3), rows_per_track=3, shard_size=3)
+    assert [s.rows for s in shards] == [RowRange(0, 9), RowRange(9, 12)]
+    rows = [row for shard in shards for row in run_shard(shard, spec, layout).rows]
+    by_uri = {r["uri"].rsplit("/", 1)[-1]: r for r in rows}
+    assert by_uri["broken.wav"]["status"] == "failed" and "not audio" in by_uri["broken.wav"]["error"]
+    b = by_uri["b.flac"]
+    assert b["status"] == "ok" and b["channels"] == 2 and b["sample_rate"] == 44100 and b["valid_s"] == 4.0
+    expected = compute_features(decode_clip(str(tmp_path / "src/rock/b.flac"), window=WINDOW), spec)
+    for name in ("mel128", "wavelet"):
+        stored = read_rows(layout, name, slice(b["row"], b["row"] + 3)).astype(np.float32)
+        np.testing.assert_allclose(stored, expected[name].astype(np.float16).astype(np.float32))
+    short = by_uri["c.mp3"]
+    assert short["valid_s"] == pytest.approx(2, abs=0.1)  # padded to the 4-s window, real length kept
+    used = {r["row"] + v for r in rows if r["status"] == "ok" for v in range(3)}
+    unused = sorted(set(range(12)) - used)
+    assert len(unused) == 3  # the broken track's three view rows stay empty (NaN)
+    assert np.isnan(read_rows(layout, "mel128", unused).astype(np.float32)).all()
+
+
+def test_writer_refuses_rows_outside_its_range(tmp_path):
+    layout, store = _store(tmp_path)
+    store.allocate(4)
+    writer = FeatureWriter(layout, RowRange(0, 2))
+    values = np.zeros((1, 128, MEL128.n_frames(4 * 22050)), np.float32)
+    writer.write("mel128", 1, values)
+    with pytest.raises(StoreError, match="outside this shard's range"):
+        writer.write("mel128", 2, values)
+
+
+def test_store_rejects_other_settings_for_the_same_names(tmp_path):
+    layout, store = _store(tmp_path)
+    with pytest.raises(StoreError, match="bump the feature set"):
+        store.ensure([dataclasses.replace(MEL128, n_mels=64)], window=WINDOW, channel_views=("mid",))
+    with pytest.raises(StoreError, match="window_s"):
+        FeatureStore(layout).ensure([MEL128], window=ClipWindow(seconds=30), channel_views=("mid",))
+
+
+def test_select_work_diffs_against_the_manifest(tmp_path, write_audio):
+    catalogue = _catalogue(tmp_path, write_audio)
+    layout, store = _store(tmp_path)
+    spec = ExtractionSpec((MEL128,), WINDOW)
+    manifest = read_manifest(layout)
+    assert set(select_work(catalogue, manifest, feature_sets=[MEL128])["reason"]) == {"new"}
+    work = select_work(catalogue, manifest, feature_sets=[MEL128])
+    [shard] = plan_shards(work, run_id=new_run_id(), row_start=store.allocate(len(work)), rows_per_track=1,
+                          shard_size=10)
+    run_shard(shard, spec, layout)
+    # a crash here: receipts written, nothing committed; recovery commits them
+    assert recover_interrupted_runs(layout, store) == [shard.run_id]
+    manifest = read_manifest(layout)
+    assert len(manifest) == 4 and set(manifest["status"]) == {"ok", "failed"}
+    assert select_work(catalogue, manifest, feature_sets=[MEL128]).empty
+    assert list(select_work(catalogue, manifest, feature_sets=[MEL128], retry_failed=True)["reason"]) == ["retry"]
+    assert set(select_work(catalogue, manifest, feature_sets=[MEL128, WAVELET])["reason"]) == {"features"}
+    changed = catalogue.copy()
+    changed.loc[0, "source_version"] = "new-mtime"
+    assert list(select_work(changed, manifest, feature_sets=[MEL128])["reason"]) == ["changed"]
+    ids = open_features(layout)["track_id"][:]
+    ok = manifest[manifest["status"] == "ok"]
+    assert [ids[r] for r in ok["row"]] == list(ok["track_id"])
+
+
+def test_duplicate_content_under_two_names_is_kept_once():
+    rows = [
+        {"track_id": "sha256:aa", "uri": "/x/one.wav", "status": "ok", "row": 0, "error": None},
+        {"track_id": "sha256:aa", "uri": "/x/two.wav", "status": "ok", "row": 1, "error": None},
+        {"track_id": None, "uri": "/x/bad.wav", "status": "failed", "row": None, "error": "x"},
+    ]
+    import pandas as pd
+
+    out = mark_duplicates(rows, pd.DataFrame())
+    assert [r["status"] for r in out] == ["ok", "skipped", "failed"]
+    assert out[1]["error"] == "duplicate of /x/one.wav" and out[1]["row"] is None
