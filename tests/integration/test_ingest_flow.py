@@ -1,0 +1,119 @@
+"""The ingest flow end to end: real Prefect API, real Dask worker processes, real files and S3."""
+
+from __future__ import annotations
+
+import dataclasses
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from genreflow.pipeline.audio import ClipWindow, decode_clip
+from genreflow.pipeline.demo import make_demo_catalogue
+from genreflow.pipeline.extract import ExtractionSpec, compute_features
+from genreflow.pipeline.features import parse_feature_sets
+from genreflow.pipeline.store import StoreLayout, latest_rows, read_manifest, read_rows
+from tests.conftest import tone
+
+pytestmark = pytest.mark.integration
+FEATURES = ["mel128", "musicnn96", "wavelet"]
+
+
+@pytest.fixture(scope="module")
+def demo_source(tmp_path_factory):
+    root = tmp_path_factory.mktemp("demo")
+    make_demo_catalogue(root, per_class=2, seconds=4.0, seed=1)
+    return root
+
+
+def test_local_ingest_is_complete_incremental_and_exact(demo_source, tmp_path, settings):
+    from prefect.client.orchestration import get_client
+
+    from genreflow.flows.runtime import run_ingest
+
+    store = str(tmp_path / "store")
+    first = run_ingest(settings, source=str(demo_source), store=store, feature_sets=FEATURES, shard_size=4,
+                       show_progress=False)
+    assert first["dataset"] == "gtzan" and first["listed"] == 17
+    assert first["counts"] == {"ok": 14, "failed": 3}
+    reasons = " ".join(f["reason"] for f in first["failures"])
+    assert "empty file" in reasons and "not audio" in reasons and "truncated" in reasons
+    assert len({s["pid"] for s in first["shards"]}) >= 1 and len(first["shards"]) == 5
+
+    layout = StoreLayout(store)
+    manifest = read_manifest(layout)
+    track = manifest[manifest["track_id"] == "gtzan:metal.00001"].iloc[0]
+    spec = ExtractionSpec(parse_feature_sets(FEATURES), ClipWindow(seconds=30.0))
+    expected = compute_features(decode_clip(track["uri"], window=spec.window), spec)
+    for name in FEATURES:
+        stored = read_rows(layout, name, [int(track["row"])]).astype(np.float32)
+        np.testing.assert_allclose(stored, expected[name].astype(np.float16).astype(np.float32))
+
+    second = run_ingest(settings, source=str(demo_source), store=store, feature_sets=FEATURES, show_progress=False)
+    assert second["selected"] == 0 and second["shards"] == []
+
+    changed = next((demo_source / "genres/jazz").glob("jazz.00000.*"))
+    sf.write(changed, tone(5, freq=660), 22050)
+    third = run_ingest(settings, source=str(demo_source), store=store, feature_sets=FEATURES, show_progress=False)
+    assert third["selected"] == 1 and third["counts"] == {"ok": 1}
+    latest = latest_rows(read_manifest(layout), by="track_id").set_index("track_id")
+    assert latest.loc["gtzan:jazz.00000", "duration_s"] == pytest.approx(5.0)
+    assert len(latest) == 17  # one row per track: the changed one replaced its old row
+
+    with get_client(sync_client=True) as client:
+        keys = {a.key for a in client.read_artifacts()}
+    assert f"ingest-{first['run_id'].lower()}-failures" in keys
+
+
+def test_s3_source_and_store(tmp_path, settings, s3_endpoint):
+    import s3fs
+
+    from genreflow.flows.runtime import run_ingest
+
+    fs = s3fs.S3FileSystem(endpoint_url=s3_endpoint)
+    fs.mkdir("audio-bucket")
+    fs.mkdir("store-bucket")
+    local = tmp_path / "drop"
+    local.mkdir()
+    sf.write(local / "first song.mp3", tone(3, freq=300, channels=2, sr=44100), 44100)
+    sf.write(local / "second.flac", tone(2, freq=500), 22050)
+    (local / "bad.wav").write_bytes(b"RIFF....WAVEfmt garbage")
+    fs.put(str(local) + "/", "audio-bucket/incoming/", recursive=True)
+
+    s3_settings = dataclasses.replace(settings, s3_endpoint_url=s3_endpoint)
+    summary = run_ingest(s3_settings, source="s3://audio-bucket/incoming", store="s3://store-bucket/genreflow",
+                         feature_sets=["mel128"], show_progress=False)
+    assert summary["dataset"] == "unlabelled" and summary["counts"] == {"ok": 2, "failed": 1}
+    layout = StoreLayout("s3://store-bucket/genreflow", {"endpoint_url": s3_endpoint})
+    manifest = read_manifest(layout)
+    assert manifest["uri"].str.startswith("s3://audio-bucket/incoming/").all()
+    ok = manifest[manifest["status"] == "ok"]
+    assert ok["track_id"].str.startswith("sha256:").all()
+    assert np.isfinite(read_rows(layout, "mel128", list(ok["row"])).astype(np.float32)).all()
+
+    fs.put(str(local / "second.flac"), "audio-bucket/incoming/copy of second.flac")
+    again = run_ingest(s3_settings, source="s3://audio-bucket/incoming", store="s3://store-bucket/genreflow",
+                       feature_sets=["mel128"], show_progress=False)
+    assert again["selected"] == 1 and again["counts"] == {"skipped": 1}  # same content, another name
+
+
+def test_cli_exit_codes_and_fast_help(tmp_path, settings):
+    started = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "genreflow.flows.cli", "--help"], check=True, capture_output=True)
+    assert time.perf_counter() - started < 5  # no Prefect or TensorFlow import for --help
+    source = tmp_path / "lib"
+    (source / "rock").mkdir(parents=True)
+    sf.write(source / "rock/good.wav", tone(2), 22050)
+    command = [sys.executable, "-m", "genreflow.flows.cli", "ingest", str(source), "--store", str(tmp_path / "s"),
+               "--workers", "1", "--dataset", "unlabelled"]
+    ok = subprocess.run(command, capture_output=True, text=True)
+    assert ok.returncode == 0, ok.stderr
+    (source / "rock/silent.wav").write_bytes(b"")
+    sf.write(source / "rock/silent.wav", np.zeros(44100, np.float32), 22050)
+    failed = subprocess.run(command, capture_output=True, text=True)
+    assert failed.returncode == 1 and "silent" in failed.stdout
+    bad = subprocess.run([*command[:4], "/nonexistent", "--store", str(tmp_path / "s")], capture_output=True, text=True)
+    assert bad.returncode != 0
