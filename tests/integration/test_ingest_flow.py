@@ -35,8 +35,9 @@ def test_local_ingest_is_complete_incremental_and_exact(demo_source, tmp_path, s
     from genreflow.flows.runtime import run_ingest
 
     store = str(tmp_path / "store")
-    first = run_ingest(settings, source=str(demo_source), store=store, feature_sets=FEATURES, shard_size=4,
-                       show_progress=False)
+    first = run_ingest(
+        settings, source=str(demo_source), store=store, feature_sets=FEATURES, shard_size=4, show_progress=False
+    )
     assert first["dataset"] == "gtzan" and first["listed"] == 17
     assert first["counts"] == {"ok": 14, "failed": 3}
     reasons = " ".join(f["reason"] for f in first["failures"])
@@ -84,8 +85,13 @@ def test_s3_source_and_store(tmp_path, settings, s3_endpoint):
     fs.put(str(local) + "/", "audio-bucket/incoming/", recursive=True)
 
     s3_settings = dataclasses.replace(settings, s3_endpoint_url=s3_endpoint)
-    summary = run_ingest(s3_settings, source="s3://audio-bucket/incoming", store="s3://store-bucket/genreflow",
-                         feature_sets=["mel128"], show_progress=False)
+    summary = run_ingest(
+        s3_settings,
+        source="s3://audio-bucket/incoming",
+        store="s3://store-bucket/genreflow",
+        feature_sets=["mel128"],
+        show_progress=False,
+    )
     assert summary["dataset"] == "unlabelled" and summary["counts"] == {"ok": 2, "failed": 1}
     layout = StoreLayout("s3://store-bucket/genreflow", {"endpoint_url": s3_endpoint})
     manifest = read_manifest(layout)
@@ -95,8 +101,13 @@ def test_s3_source_and_store(tmp_path, settings, s3_endpoint):
     assert np.isfinite(read_rows(layout, "mel128", list(ok["row"])).astype(np.float32)).all()
 
     fs.put(str(local / "second.flac"), "audio-bucket/incoming/copy of second.flac")
-    again = run_ingest(s3_settings, source="s3://audio-bucket/incoming", store="s3://store-bucket/genreflow",
-                       feature_sets=["mel128"], show_progress=False)
+    again = run_ingest(
+        s3_settings,
+        source="s3://audio-bucket/incoming",
+        store="s3://store-bucket/genreflow",
+        feature_sets=["mel128"],
+        show_progress=False,
+    )
     assert again["selected"] == 1 and again["counts"] == {"skipped": 1}  # same content, another name
 
 
@@ -107,8 +118,19 @@ def test_cli_exit_codes_and_fast_help(tmp_path, settings):
     source = tmp_path / "lib"
     (source / "rock").mkdir(parents=True)
     sf.write(source / "rock/good.wav", tone(2), 22050)
-    command = [sys.executable, "-m", "genreflow.flows.cli", "ingest", str(source), "--store", str(tmp_path / "s"),
-               "--workers", "1", "--dataset", "unlabelled"]
+    command = [
+        sys.executable,
+        "-m",
+        "genreflow.flows.cli",
+        "ingest",
+        str(source),
+        "--store",
+        str(tmp_path / "s"),
+        "--workers",
+        "1",
+        "--dataset",
+        "unlabelled",
+    ]
     ok = subprocess.run(command, capture_output=True, text=True)
     assert ok.returncode == 0, ok.stderr
     (source / "rock/silent.wav").write_bytes(b"")

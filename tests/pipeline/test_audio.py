@@ -108,8 +108,9 @@ def test_load_track_turns_every_failure_into_a_reason(tmp_path, write_audio):
     same.write_bytes(good.read_bytes())
 
     def load(path):
-        ref = TrackRef(uri=str(path), dataset="folder", size_bytes=path.stat().st_size if path.exists() else 0,
-                       source_version="1")
+        ref = TrackRef(
+            uri=str(path), dataset="folder", size_bytes=path.stat().st_size if path.exists() else 0, source_version="1"
+        )
         return load_track(ref, window=WINDOW)
 
     assert load(tmp_path / "empty.mp3")[2] == "empty file (0 bytes)"

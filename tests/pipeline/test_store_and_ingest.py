@@ -86,8 +86,9 @@ def test_select_work_diffs_against_the_manifest(tmp_path, write_audio):
     manifest = read_manifest(layout)
     assert set(select_work(catalogue, manifest, feature_sets=[MEL128])["reason"]) == {"new"}
     work = select_work(catalogue, manifest, feature_sets=[MEL128])
-    [shard] = plan_shards(work, run_id=new_run_id(), row_start=store.allocate(len(work)), rows_per_track=1,
-                          shard_size=10)
+    [shard] = plan_shards(
+        work, run_id=new_run_id(), row_start=store.allocate(len(work)), rows_per_track=1, shard_size=10
+    )
     run_shard(shard, spec, layout)
     # a crash here: receipts written, nothing committed; recovery commits them
     assert recover_interrupted_runs(layout, store) == [shard.run_id]

@@ -7,6 +7,7 @@ Dask workers report to it rather than each starting a temporary server of its ow
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -27,10 +28,7 @@ def ensure_prefect_api(home: Path) -> str:
         return configured
     state_file = home / "prefect-server.json"
     state = _read_state(state_file)
-    if state and is_healthy(state["url"]):
-        url = state["url"]
-    else:
-        url = _start_server(home, state_file)
+    url = state["url"] if state and is_healthy(state["url"]) else _start_server(home, state_file)
     os.environ["PREFECT_API_URL"] = url
     return url
 
@@ -41,10 +39,8 @@ def stop_local_server(home: Path) -> bool:
     state = _read_state(state_file)
     if not state:
         return False
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(state["pid"], signal.SIGTERM)
-    except ProcessLookupError:
-        pass
     state_file.unlink(missing_ok=True)
     return True
 

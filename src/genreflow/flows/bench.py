@@ -1,0 +1,108 @@
+"""``genreflow bench ingest``: the ingest flow against a plain serial baseline, in one run."""
+
+from __future__ import annotations
+
+import dataclasses
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import soundfile as sf
+import soxr
+
+from genreflow.infra.settings import Settings
+from genreflow.pipeline.baseline import serial_mel_baseline
+
+
+def bench_ingest(settings: Settings, *, tracks: int, seconds: float, directory: Path | None) -> str:
+    """Generate ``tracks`` stereo 44.1-kHz MP3 clips and time baseline, mel128 on 1 worker, all sets on 2."""
+    from genreflow.flows.runtime import run_ingest
+
+    workdir = Path(directory or tempfile.mkdtemp(prefix="genreflow-bench-"))
+    clips = _make_clips(workdir / "clips", tracks, seconds)
+    baseline_s = serial_mel_baseline(clips, workdir / "baseline")
+    costs = feature_costs(clips[0])
+    runs = {}
+    for label, workers, features in (("mel128, 1 worker", 1, ["mel128"]), ("all 3 sets, 2 workers", 2, None)):
+        store = workdir / f"store-{workers}"
+        summary = run_ingest(
+            dataclasses.replace(settings, workers=workers),
+            source=str(workdir / "clips"),
+            store=str(store),
+            dataset="unlabelled",
+            feature_sets=features or ["mel128", "musicnn96", "wavelet"],
+            shard_size=max(8, min(128, tracks // (4 * workers))),
+            show_progress=False,
+        )
+        runs[label] = (workers, summary)
+    return _report(tracks, seconds, baseline_s, costs, runs)
+
+
+def feature_costs(path: Path, repeats: int = 5) -> dict[str, float]:
+    """Median milliseconds per 30-s clip of each feature set's compute (decode excluded)."""
+    from genreflow.pipeline.audio import ClipWindow, decode_clip, resample
+    from genreflow.pipeline.features import FEATURE_SETS
+
+    clip = decode_clip(str(path), window=ClipWindow())
+    costs = {}
+    for name, fs in FEATURE_SETS.items():
+        y = np.ascontiguousarray(resample(clip.view("mid"), orig_sr=clip.sample_rate, target_sr=fs.sample_rate))
+        fs.compute(y, sr=fs.sample_rate)
+        times = []
+        for _ in range(repeats):
+            started = time.perf_counter()
+            fs.compute(y, sr=fs.sample_rate)
+            times.append(time.perf_counter() - started)
+        costs[name] = 1000 * statistics.median(times)
+    return costs
+
+
+def _make_clips(folder: Path, tracks: int, seconds: float) -> list[Path]:
+    from genreflow.pipeline.demo import SR, STYLES, synthesize
+
+    folder.mkdir(parents=True, exist_ok=True)
+    genres = list(STYLES)
+    paths = []
+    for i in range(tracks):
+        path = folder / f"clip{i:05d}.mp3"
+        if not path.exists():
+            mono = synthesize(genres[i % len(genres)], seconds=seconds, rng=np.random.default_rng(i))
+            audio = soxr.resample(mono, SR, 44100)
+            sf.write(path, np.stack([audio, 0.9 * audio], axis=1), 44100, format="MP3")
+        paths.append(path)
+    return paths
+
+
+def _report(tracks: int, seconds: float, baseline_s: float, costs: dict[str, float], runs: dict[str, Any]) -> str:
+    base_rate = tracks / baseline_s
+    lines = [
+        f"genreflow bench ingest: {tracks} clips of {seconds:g} s (stereo 44.1 kHz MP3)",
+        f"  serial baseline (librosa.load + melspectrogram + np.save): {base_rate:6.2f} tracks/s",
+    ]
+    for label, (workers, summary) in runs.items():
+        rate = summary["selected"] / summary["wall_s"]
+        ideal = summary["compute_s"] / workers
+        overhead = summary["wall_s"] / ideal - 1 if ideal else float("nan")
+        peaks = _peaks_by_worker(summary["shards"])
+        lines.append(
+            f"  ingest flow, {label}: {rate:6.2f} tracks/s = {rate / base_rate:4.2f}x baseline; "
+            f"flow wall {summary['wall_s']:.1f} s vs shard compute {summary['compute_s']:.1f} s / {workers} "
+            f"= overhead {100 * overhead:.0f}%"
+        )
+        lines.append(f"    peak worker RSS (MiB) per worker, first shard -> last shard: {peaks}")
+    lines.append(
+        "  feature compute per 30-s clip (ms): "
+        + ", ".join(f"{name} {ms:.1f}" for name, ms in costs.items())
+        + f"; wavelet/mel128 = {costs['wavelet'] / costs['mel128']:.2f}x"
+    )
+    return "\n".join(lines)
+
+
+def _peaks_by_worker(shards: list[dict[str, Any]]) -> str:
+    by_pid: dict[int, list[float]] = {}
+    for shard in shards:
+        by_pid.setdefault(shard["pid"], []).append(shard["peak_rss"] / 2**20)
+    return "; ".join(f"{values[0]:.0f} -> {values[-1]:.0f}" for values in by_pid.values())
