@@ -26,14 +26,18 @@ def bench_ingest(settings: Settings, *, tracks: int, seconds: float, directory: 
     baseline_s = serial_mel_baseline(clips, workdir / "baseline")
     costs = feature_costs(clips[0])
     runs = {}
-    for label, workers, features in (("mel128, 1 worker", 1, ["mel128"]), ("all 3 sets, 2 workers", 2, None)):
+    configurations = (
+        ("mel128, 1 worker", 1, ["mel128"]),
+        ("all 3 sets, 2 workers", 2, ["mel128", "musicnn96", "wavelet"]),
+    )
+    for label, workers, features in configurations:
         store = workdir / f"store-{workers}"
         summary = run_ingest(
             dataclasses.replace(settings, workers=workers),
             source=str(workdir / "clips"),
             store=str(store),
             dataset="unlabelled",
-            feature_sets=features or ["mel128", "musicnn96", "wavelet"],
+            feature_sets=features,
             shard_size=max(8, min(128, tracks // (4 * workers))),
             show_progress=False,
         )
@@ -42,7 +46,7 @@ def bench_ingest(settings: Settings, *, tracks: int, seconds: float, directory: 
 
 
 def feature_costs(path: Path, repeats: int = 5) -> dict[str, float]:
-    """Median milliseconds per 30-s clip of each feature set's compute (decode excluded)."""
+    """Median milliseconds per clip window (30 s) of each feature set's compute (decode excluded)."""
     from genreflow.pipeline.audio import ClipWindow, decode_clip, resample
     from genreflow.pipeline.features import FEATURE_SETS
 

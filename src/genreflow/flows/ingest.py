@@ -13,7 +13,7 @@ from tqdm import tqdm
 from genreflow.pipeline.audio import ClipWindow
 from genreflow.pipeline.datasets import DEFAULT_WINDOW_S
 from genreflow.pipeline.errors import StoreError
-from genreflow.pipeline.extract import ExtractionSpec, ShardResult
+from genreflow.pipeline.extract import ExtractionSpec, Shard, ShardResult
 from genreflow.pipeline.features import parse_feature_sets
 from genreflow.pipeline.ingest import (
     commit_run,
@@ -66,23 +66,13 @@ def ingest_flow(
 
     run_id = new_run_id()
     views = len(channel_views)
-    shards = plan_shards(work, run_id=run_id, row_start=features.n_rows, rows_per_track=views, shard_size=shard_size)
     results: list[ShardResult] = []
     unprocessed: list[dict[str, Any]] = []
-    if shards:
-        features.allocate(len(work) * views)
+    if len(work):
+        row_start = features.allocate(len(work) * views)
+        shards = plan_shards(work, run_id=run_id, row_start=row_start, rows_per_track=views, shard_size=shard_size)
         spec = ExtractionSpec(sets, window, tuple(channel_views))
-        futures = extract_shard.map(shards, spec=unmapped(spec), layout=unmapped(layout))
-        by_future = {id(f): s for f, s in zip(futures, shards, strict=True)}
-        with tqdm(total=len(work), unit="track", desc="ingest", disable=None if show_progress else True) as bar:
-            for future in as_completed(futures):
-                shard = by_future[id(future)]
-                outcome = future.result(raise_on_failure=False)
-                if isinstance(outcome, ShardResult):
-                    results.append(outcome)
-                else:
-                    unprocessed += [{"uri": t.uri, "reason": f"shard failed: {outcome}"} for t in shard.tracks]
-                bar.update(len(shard.tracks))
+        results, unprocessed = _run_shards(shards, spec, layout, show_progress=show_progress)
     committed = commit_run(layout, features, run_id, [row for r in results for row in r.rows])
 
     summary = summarise_run(committed, unprocessed=unprocessed)
@@ -104,6 +94,28 @@ def ingest_flow(
     )
     publish_ingest_report(summary)
     return summary
+
+
+def _run_shards(
+    shards: list[Shard], spec: ExtractionSpec, layout: StoreLayout, *, show_progress: bool
+) -> tuple[list[ShardResult], list[dict[str, Any]]]:
+    """Map the shard task over the cluster; a shard that fails after its retries leaves its tracks
+    unprocessed (selected again next run) instead of stopping the others."""
+    futures = extract_shard.map(shards, spec=unmapped(spec), layout=unmapped(layout))
+    shard_of = {id(future): shard for future, shard in zip(futures, shards, strict=True)}
+    results: list[ShardResult] = []
+    unprocessed: list[dict[str, Any]] = []
+    total = sum(len(shard.tracks) for shard in shards)
+    with tqdm(total=total, unit="track", desc="ingest", disable=None if show_progress else True) as bar:
+        for future in as_completed(futures):
+            shard = shard_of[id(future)]
+            outcome = future.result(raise_on_failure=False)
+            if isinstance(outcome, ShardResult):
+                results.append(outcome)
+            else:
+                unprocessed += [{"uri": t.uri, "reason": f"shard failed: {outcome}"} for t in shard.tracks]
+            bar.update(len(shard.tracks))
+    return results, unprocessed
 
 
 def _window_seconds(layout: StoreLayout, requested: float | None, dataset: str) -> float:

@@ -5,11 +5,9 @@ from __future__ import annotations
 import logging
 import os
 
+NO_TELEMETRY_ENV = {"DO_NOT_TRACK": "1", "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
 QUIET_ENV = {
-    "DO_NOT_TRACK": "1",
-    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
     "PREFECT_LOGGING_LEVEL": "WARNING",
-    "PREFECT_LOGGING_TO_API_BATCH_INTERVAL": "0.5",
     "TF_CPP_MIN_LOG_LEVEL": "3",
     "DASK_LOGGING__DISTRIBUTED": "warning",
 }
@@ -17,8 +15,7 @@ QUIET_ENV = {
 
 def configure_environment(*, verbose: bool = False) -> None:
     """Set telemetry and log levels before Prefect or Dask is imported (workers inherit them)."""
-    os.environ["DO_NOT_TRACK"] = "1"
-    os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
+    os.environ.update(NO_TELEMETRY_ENV)  # also with --verbose: there is no network to report to
     if verbose:
         os.environ.setdefault("PREFECT_LOGGING_LEVEL", "INFO")
         return

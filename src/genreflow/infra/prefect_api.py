@@ -63,8 +63,7 @@ def _start_server(home: Path, state_file: Path) -> str:
     home.mkdir(parents=True, exist_ok=True)
     port = _free_port()
     url = f"http://127.0.0.1:{port}/api"
-    env = {**os.environ, "PREFECT_HOME": str(home / "prefect"), "PREFECT_API_URL": url}
-    env.pop("PREFECT_API_URL")  # the server itself must not point at itself as a client
+    env = {**os.environ, "PREFECT_HOME": str(home / "prefect")}
     log = open(home / "prefect-server.log", "ab")  # noqa: SIM115 - handed to the child process
     process = subprocess.Popen(
         [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)],

@@ -6,6 +6,7 @@ The shard function is the serial routine Dask workers run side by side; it retur
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import os
@@ -149,15 +150,13 @@ def write_receipt(layout: StoreLayout, shard: Shard, rows: list[dict[str, Any]])
 def _prefetch(
     tracks: tuple[TrackRef, ...], window: ClipWindow, storage_options: Mapping[str, Any] | None
 ) -> Iterator[tuple[TrackRef, tuple[str | None, DecodedClip | None, str | None]]]:
+    load = functools.partial(load_track, window=window, storage_options=storage_options)
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="genreflow-decode") as pool:
-        pending = [pool.submit(load_track, t, window=window, storage_options=storage_options) for t in tracks[:1]]
+        upcoming = pool.submit(load, tracks[0]) if tracks else None
         for position, track in enumerate(tracks):
-            if position + 1 < len(tracks):
-                pending.append(
-                    pool.submit(load_track, tracks[position + 1], window=window, storage_options=storage_options)
-                )
-            yield track, pending[position].result()
-            pending[position] = None  # drop the decoded clip once used
+            current = upcoming.result()
+            upcoming = pool.submit(load, tracks[position + 1]) if position + 1 < len(tracks) else None
+            yield track, current
 
 
 def load_track(
@@ -170,36 +169,39 @@ def load_track(
     """
     try:
         fs, path = filesystem(track.uri, storage_options)
-        size = int(fs.size(path))
+        content_hash, source, size = _open_hashed(fs, path, listed_size=track.size_bytes)
     except FileNotFoundError:
         return None, None, "file not found (removed after it was listed?)"
     except OSError as error:
         return None, None, f"cannot read: {error}"
-    if size == 0:
-        return None, None, "empty file (0 bytes)"
-    try:
-        content_hash, source = _open_hashed(fs, path, size)
-    except OSError as error:
-        return None, None, f"cannot read: {error}"
     try:
         with source:
+            if size == 0:
+                return None, None, "empty file (0 bytes)"
             return content_hash, decode_clip(source, window=window), None
     except DecodeError as error:
         return content_hash, None, str(error)
-    except Exception as error:
+    except Exception as error:  # a decoder's own failure on a malformed file: recorded, not swallowed
         return content_hash, None, f"undecodable ({type(error).__name__}: {error})"
 
 
-def _open_hashed(fs: Any, path: str, size: int) -> tuple[str, BinaryIO]:
+def _open_hashed(fs: Any, path: str, *, listed_size: int) -> tuple[str, BinaryIO, int]:
+    """Hash the file's bytes and return something to decode them from, plus the size actually read.
+
+    The listing's size only picks the strategy (no extra stat per track): small files are read once
+    into memory; larger ones are hashed by streaming and decoded by seeking in a second handle.
+    """
     digest = hashlib.sha256()
-    if size <= IN_MEMORY_LIMIT:
+    if listed_size <= IN_MEMORY_LIMIT:
         data = fs.cat_file(path)
         digest.update(data)
-        return digest.hexdigest(), io.BytesIO(data)
+        return digest.hexdigest(), io.BytesIO(data), len(data)
+    size = 0
     with fs.open(path, "rb") as handle:
         for block in iter(lambda: handle.read(8 * 2**20), b""):
             digest.update(block)
-    return digest.hexdigest(), fs.open(path, "rb")
+            size += len(block)
+    return digest.hexdigest(), fs.open(path, "rb"), size
 
 
 def _manifest_row(

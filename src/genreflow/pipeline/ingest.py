@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from .errors import ParameterError
@@ -48,23 +49,28 @@ def select_work(
     failure is retried only with ``retry_failed``, since an unchanged corrupt file fails again).
     """
     wanted = {fs.name for fs in feature_sets}
-    previous = latest_rows(manifest, by="uri").set_index("uri") if len(manifest) else None
-    reasons = []
-    for track in catalogue.itertuples(index=False):
-        if previous is None or track.uri not in previous.index:
-            reasons.append("new")
-            continue
-        last = previous.loc[track.uri]
-        if last["size_bytes"] != track.size_bytes or last["source_version"] != track.source_version:
-            reasons.append("changed")
-        elif last["status"] == "failed":
-            reasons.append("retry" if retry_failed else None)
-        elif last["status"] == "ok" and not wanted <= set(last["feature_sets"]):
-            reasons.append("features")
-        else:
-            reasons.append(None)
-    work = catalogue.assign(reason=reasons)
-    return work[work["reason"].notna()].reset_index(drop=True)
+    last = latest_rows(manifest, by="uri")[["uri", "size_bytes", "source_version", "status", "feature_sets"]]
+    merged = catalogue.merge(last, on="uri", how="left", suffixes=("", "_last"), indicator=True)
+    seen = (merged.pop("_merge") == "both").to_numpy()
+    same_file = _equal(merged["size_bytes"], merged["size_bytes_last"]) & _equal(
+        merged["source_version"], merged["source_version_last"]
+    )
+    status = merged["status"].fillna("").to_numpy(dtype=object)
+    lacks_sets = merged["feature_sets"].map(
+        lambda sets: isinstance(sets, list | np.ndarray) and not wanted <= set(sets)
+    )
+    reason = np.select(
+        [~seen, ~same_file, (status == "failed") & retry_failed, (status == "ok") & lacks_sets.to_numpy(dtype=bool)],
+        ["new", "changed", "retry", "features"],
+        default="",
+    )
+    work = catalogue.assign(reason=reason)
+    return work[work["reason"] != ""].reset_index(drop=True)
+
+
+def _equal(left: pd.Series, right: pd.Series) -> np.ndarray:
+    """Element-wise equality as plain booleans (missing on either side counts as different)."""
+    return (left == right).fillna(False).to_numpy(dtype=bool)
 
 
 def plan_shards(

@@ -9,15 +9,15 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 def publish_ingest_report(summary: dict[str, Any]) -> None:
     """Counts per label and status, and every failed file with its reason."""
-    key = "ingest-" + summary["run_id"].lower().replace("_", "-")
+    key = f"ingest-{summary['run_id'].lower()}"  # artifact keys: lowercase letters, digits, dashes
     create_table_artifact(
-        key=f"{key}-labels"[:100].rstrip("-"),
+        key=f"{key}-labels",
         table=[{"label": label, **counts} for label, counts in sorted(summary["by_label"].items())],
         description=f"Tracks per label and status, run {summary['run_id']}",
     )
     failures = summary["failures"] or [{"uri": "-", "reason": "no failures"}]
-    create_table_artifact(key=f"{key}-failures"[:100], table=failures, description="Failed files and why")
-    create_markdown_artifact(key=f"{key}-summary"[:100], markdown=summary_markdown(summary))
+    create_table_artifact(key=f"{key}-failures", table=failures, description="Failed files and why")
+    create_markdown_artifact(key=f"{key}-summary", markdown=summary_markdown(summary))
 
 
 def summary_markdown(summary: dict[str, Any]) -> str:

@@ -46,9 +46,9 @@ def list_audio(root: str, *, storage_options: Mapping[str, Any] | None = None) -
     """
     fs, base = filesystem(root, storage_options)
     base = base.rstrip("/")
+    fs.invalidate_cache(base)  # a nightly run must see files added since the last listing
     if not fs.isdir(base):
         raise CatalogueError(f"{root}: no such folder or prefix")
-    fs.invalidate_cache(base)  # a nightly run must see files added since the last listing
     found = fs.find(base, detail=True, withdirs=False)
     files = []
     for path, info in sorted(found.items()):
