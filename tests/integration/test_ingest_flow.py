@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import subprocess
 import sys
 import time
@@ -42,7 +43,8 @@ def test_local_ingest_is_complete_incremental_and_exact(demo_source, tmp_path, s
     assert first["counts"] == {"ok": 14, "failed": 3}
     reasons = " ".join(f["reason"] for f in first["failures"])
     assert "empty file" in reasons and "not audio" in reasons and "truncated" in reasons
-    assert len({s["pid"] for s in first["shards"]}) >= 1 and len(first["shards"]) == 5
+    assert len(first["shards"]) == 5 and sum(s["tracks"] for s in first["shards"]) == 17
+    assert os.getpid() not in {s["pid"] for s in first["shards"]}  # shards ran in Dask worker processes
 
     layout = StoreLayout(store)
     manifest = read_manifest(layout)
@@ -84,14 +86,16 @@ def test_s3_source_and_store(tmp_path, settings, s3_endpoint):
     (local / "bad.wav").write_bytes(b"RIFF....WAVEfmt garbage")
     fs.put(str(local) + "/", "audio-bucket/incoming/", recursive=True)
 
-    s3_settings = dataclasses.replace(settings, s3_endpoint_url=s3_endpoint)
-    summary = run_ingest(
-        s3_settings,
-        source="s3://audio-bucket/incoming",
-        store="s3://store-bucket/genreflow",
-        feature_sets=["mel128"],
-        show_progress=False,
-    )
+    def ingest_bucket():
+        return run_ingest(
+            dataclasses.replace(settings, s3_endpoint_url=s3_endpoint),
+            source="s3://audio-bucket/incoming",
+            store="s3://store-bucket/genreflow",
+            feature_sets=["mel128"],
+            show_progress=False,
+        )
+
+    summary = ingest_bucket()
     assert summary["dataset"] == "unlabelled" and summary["counts"] == {"ok": 2, "failed": 1}
     layout = StoreLayout("s3://store-bucket/genreflow", {"endpoint_url": s3_endpoint})
     manifest = read_manifest(layout)
@@ -101,13 +105,7 @@ def test_s3_source_and_store(tmp_path, settings, s3_endpoint):
     assert np.isfinite(read_rows(layout, "mel128", list(ok["row"])).astype(np.float32)).all()
 
     fs.put(str(local / "second.flac"), "audio-bucket/incoming/copy of second.flac")
-    again = run_ingest(
-        s3_settings,
-        source="s3://audio-bucket/incoming",
-        store="s3://store-bucket/genreflow",
-        feature_sets=["mel128"],
-        show_progress=False,
-    )
+    again = ingest_bucket()
     assert again["selected"] == 1 and again["counts"] == {"skipped": 1}  # same content, another name
 
 
@@ -133,9 +131,17 @@ def test_cli_exit_codes_and_fast_help(tmp_path, settings):
     ]
     ok = subprocess.run(command, capture_output=True, text=True)
     assert ok.returncode == 0, ok.stderr
-    (source / "rock/silent.wav").write_bytes(b"")
     sf.write(source / "rock/silent.wav", np.zeros(44100, np.float32), 22050)
     failed = subprocess.run(command, capture_output=True, text=True)
     assert failed.returncode == 1 and "silent" in failed.stdout
     bad = subprocess.run([*command[:4], "/nonexistent", "--store", str(tmp_path / "s")], capture_output=True, text=True)
     assert bad.returncode != 0
+
+
+def test_bench_reports_baseline_and_flow_ratios(tmp_path, settings):
+    from genreflow.flows.bench import bench_ingest
+
+    report = bench_ingest(settings, tracks=4, seconds=2.0, directory=tmp_path)
+    assert "serial baseline" in report and report.count("x baseline") == 2
+    assert "wavelet/mel128 =" in report and "peak worker RSS" in report
+    assert len(list((tmp_path / "baseline").glob("*.npy"))) == 4

@@ -1,6 +1,7 @@
 import dataclasses
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from genreflow.pipeline.audio import ClipWindow, decode_clip
@@ -111,8 +112,6 @@ def test_duplicate_content_under_two_names_is_kept_once():
         {"track_id": "sha256:aa", "uri": "/x/two.wav", "status": "ok", "row": 1, "error": None},
         {"track_id": None, "uri": "/x/bad.wav", "status": "failed", "row": None, "error": "x"},
     ]
-    import pandas as pd
-
     out = mark_duplicates(rows, pd.DataFrame())
     assert [r["status"] for r in out] == ["ok", "skipped", "failed"]
     assert out[1]["error"] == "duplicate of /x/one.wav" and out[1]["row"] is None
