@@ -143,5 +143,5 @@ def test_bench_reports_baseline_and_flow_ratios(tmp_path, settings):
 
     report = bench_ingest(settings, tracks=4, seconds=2.0, directory=tmp_path)
     assert "serial baseline" in report and report.count("x baseline") == 2
-    assert "wavelet/mel128 =" in report and "peak worker RSS" in report
+    assert "wavelet/mel128 =" in report and "peak worker RSS" in report and "manifest diff" in report
     assert len(list((tmp_path / "baseline").glob("*.npy"))) == 4
