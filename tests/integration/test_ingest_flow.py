@@ -145,3 +145,12 @@ def test_bench_reports_baseline_and_flow_ratios(tmp_path, settings):
     assert "serial baseline" in report and report.count("x baseline") == 2
     assert "wavelet/mel128 =" in report and "peak worker RSS" in report and "manifest diff" in report
     assert len(list((tmp_path / "baseline").glob("*.npy"))) == 4
+
+
+def test_bench_catalogue_copies_have_own_bytes_but_decode_identically(tmp_path, monkeypatch):
+    from genreflow.flows import bench
+
+    monkeypatch.setattr(bench, "UNIQUE_CLIPS", 1)
+    first, copy = bench._make_clips(tmp_path, tracks=2, seconds=1.0)
+    assert first.read_bytes() != copy.read_bytes()
+    np.testing.assert_array_equal(sf.read(first)[0], sf.read(copy)[0])

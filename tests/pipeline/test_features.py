@@ -6,17 +6,27 @@ import pytest
 
 from genreflow.pipeline.errors import ParameterError
 from genreflow.pipeline.features import MEL128, MUSICNN96, WAVELET, get_feature_set, parse_feature_sets
+from genreflow.pipeline.features.mel import mel_filterbank
 from tests.conftest import tone
 
 
-def test_mel128_equals_librosa_reference():
-    y = tone(5)
+@pytest.mark.parametrize("seconds", [5.0, 0.05])  # a clip, and one shorter than the FFT
+def test_mel128_equals_librosa_reference(seconds):
+    rng = np.random.default_rng(3)
+    n = int(seconds * 22050)
+    y = (tone(seconds)[:n] + 0.05 * rng.standard_normal(n)).astype(np.float32)
     reference = librosa.power_to_db(
         librosa.feature.melspectrogram(y=y, sr=22050, n_fft=2048, hop_length=512, n_mels=128), ref=1.0, top_db=None
     )
     out = MEL128.compute(y, sr=22050)
     assert out.dtype == np.float32 and out.shape == (128, MEL128.n_frames(y.shape[0]))
     np.testing.assert_allclose(out, reference, atol=1e-3)
+
+
+@pytest.mark.parametrize(("sr", "n_fft", "n_mels"), [(22050, 2048, 128), (16000, 512, 96)])
+def test_mel_filterbank_equals_librosa(sr, n_fft, n_mels):
+    ours = mel_filterbank(sr, n_fft, n_mels)
+    np.testing.assert_allclose(ours, librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels), rtol=1e-5, atol=1e-8)
 
 
 def test_musicnn96_is_musicnns_input_in_float32_even_when_loud():

@@ -16,10 +16,15 @@ def task_runner(settings: Settings) -> Any:
     with one thread each: the shard function overlaps decoding and compute itself, and processes
     keep numpy/zarr work off one GIL. Local workers inherit this process's environment.
     """
+    import dask
     from prefect_dask import DaskTaskRunner
 
     if settings.dask_address:
         return DaskTaskRunner(address=settings.dask_address)
+    # Dask's nannies set MALLOC_TRIM_THRESHOLD_=65536, which also pins glibc's mmap threshold: every
+    # multi-MB array of a track is then mmapped and faulted in afresh, costing ~40 % of the shard
+    # time. glibc's own adaptive thresholds keep worker memory just as flat (see `bench ingest`).
+    dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None})
     return DaskTaskRunner(
         cluster_class="distributed.LocalCluster",
         cluster_kwargs={

@@ -61,15 +61,30 @@ class MorletScalogram(FeatureSet):
     def compute(self, samples: np.ndarray, *, sr: int) -> np.ndarray:
         self._check_input(samples, sr)
         n_samples = samples.shape[0]
-        spectrum = scipy.fft.rfft(samples)
+        bands = _filterbank(self, n_samples)
+        spectrum = scipy.fft.rfft(samples, n=_padded_length(n_samples))
         out = np.empty((self.n_bins, self.n_frames(n_samples)), dtype=np.float32)
-        for row, band in enumerate(_filterbank(self, n_samples)):
-            grid = np.zeros(band.grid_size, dtype=np.complex64)
-            grid[: band.gain.shape[0]] = spectrum[band.lo : band.lo + band.gain.shape[0]] * band.gain
-            coefficients = scipy.fft.ifft(grid, overwrite_x=True)
-            power = coefficients.real**2 + coefficients.imag**2
+        for row, band in enumerate(bands):
+            weighted = spectrum[band.lo : band.lo + band.gain.shape[0]] * band.gain
+            coefficients = scipy.fft.ifft(weighted, n=band.grid_size, overwrite_x=True)
+            parts = coefficients.view(np.float32)  # interleaved real, imaginary
+            np.square(parts, out=parts)
+            power = parts[0 : 2 * band.valid_size : 2] + parts[1 : 2 * band.valid_size : 2]
             out[row] = np.add.reduceat(power, band.frame_starts) * band.frame_scale
         return 10.0 * np.log10(np.maximum(out, 1e-10), out=out)
+
+
+def _padded_length(n_samples: int) -> int:
+    """The FFT length: the next 2^a·3^b at or above ``n_samples`` (30 s at 22.05 kHz is 7-smooth and ~35 % slower)."""
+    best = 1 << (n_samples - 1).bit_length()
+    power_of_three = 1
+    while power_of_three < best:
+        candidate = power_of_three
+        while candidate < n_samples:
+            candidate *= 2
+        best = min(best, candidate)
+        power_of_three *= 3
+    return best
 
 
 @dataclass(frozen=True)
@@ -77,7 +92,8 @@ class _Band:
     lo: int  # first rfft bin of the band
     gain: np.ndarray  # complex64 Gaussian weights over the band's bins
     grid_size: int  # inverse-FFT length for this scale
-    frame_starts: np.ndarray  # reduceat boundaries pooling the grid to frames
+    valid_size: int  # grid points that fall inside the signal (the rest is FFT padding)
+    frame_starts: np.ndarray  # reduceat boundaries pooling the valid grid to frames
     frame_scale: np.ndarray  # 1 / samples per frame, times the amplitude normalisation
 
 
@@ -85,9 +101,10 @@ class _Band:
 def _filterbank(config: MorletScalogram, n_samples: int) -> tuple[_Band, ...]:
     """Per-scale weights and pooling maps; clips share one length, so this is built once."""
     sr, hop = config.sample_rate, config.hop_length
+    n_fft = _padded_length(n_samples)
     n_frames = config.n_frames(n_samples)
-    bin_hz = sr / n_samples
-    last_bin = n_samples // 2
+    bin_hz = sr / n_fft
+    last_bin = n_fft // 2
     bands = []
     for centre in config.frequencies:
         sigma = centre / config.omega0
@@ -96,15 +113,17 @@ def _filterbank(config: MorletScalogram, n_samples: int) -> tuple[_Band, ...]:
         freqs = np.arange(lo, hi + 1) * bin_hz
         gain = np.exp(-0.5 * ((freqs - centre) / sigma) ** 2).astype(np.complex64)
         # At least two grid points per frame so every frame gets one; at least the band's width.
-        grid_size = scipy.fft.next_fast_len(max(gain.shape[0], 2 * n_frames))
-        times = np.arange(grid_size) * (n_samples / grid_size)
+        grid_size = scipy.fft.next_fast_len(max(gain.shape[0], 2 * n_frames * n_fft // n_samples + 1))
+        step = n_fft / grid_size  # signal samples per grid point
+        valid_size = int(np.ceil(n_samples / step))
+        times = np.arange(valid_size) * step
         frame_of = np.minimum((times + hop / 2) // hop, n_frames - 1).astype(np.int64)
         starts = np.searchsorted(frame_of, np.arange(n_frames))
-        counts = np.diff(np.append(starts, grid_size))
-        # ifft divides by grid_size; an analytic band needs 2/n_samples to read amplitude.
-        amplitude = (2.0 * grid_size / n_samples) ** 2
-        bands.append(_Band(lo, gain, grid_size, starts, (amplitude / counts).astype(np.float32)))
+        counts = np.diff(np.append(starts, valid_size))
+        # ifft divides by grid_size; an analytic band needs 2/n_fft to read amplitude.
+        amplitude = (2.0 * grid_size / n_fft) ** 2
+        bands.append(_Band(lo, gain, grid_size, valid_size, starts, (amplitude / counts).astype(np.float32)))
     return tuple(bands)
 
 
-WAVELET = MorletScalogram(name="wavelet", version=1, sample_rate=22050, hop_length=512)
+WAVELET = MorletScalogram(name="wavelet", version=2, sample_rate=22050, hop_length=512)
