@@ -54,6 +54,30 @@ def build_parser() -> argparse.ArgumentParser:
     _add_runtime_flags(run_demo, store_required=False)
     run_demo.set_defaults(handler=_demo)
 
+    train = sub.add_parser("train", help="train a model on the store's labelled tracks and register it")
+    train.add_argument("--backbone", default="musicnn-msd-linear", help="architecture (default musicnn-msd-linear)")
+    train.add_argument("--model", default=None, help="registry name (default: the backbone's name)")
+    train.add_argument("--epochs", type=int, default=30, help="epochs of the first phase (default 30)")
+    train.add_argument("--fine-tune-epochs", type=int, default=10, help="pretrained: epochs with the top unfrozen")
+    train.add_argument("--batch-size", type=int, default=32)
+    train.add_argument("--lr", type=float, default=1e-3, help="learning rate (default 1e-3)")
+    train.add_argument("--patience", type=int, default=5, help="early stopping patience on validation loss")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--weights", type=Path, default=None, help="ImageNet weights file for keras.applications")
+    train.add_argument("--device", default="auto", choices=["auto", "cpu", "gpu"])
+    train.add_argument("--list", action="store_true", help="list the architectures and exit")
+    _add_runtime_flags(train, store_required=False)
+    train.set_defaults(handler=_train)
+
+    models = sub.add_parser("models", help="the model registry: list, show, promote")
+    models.add_argument("action", choices=["list", "show", "promote"])
+    models.add_argument("spec", nargs="?", help="NAME or NAME@VERSION (show, promote)")
+    models.add_argument("--store", default=None, help="store root (env GENREFLOW_STORE)")
+    models.add_argument("--s3-endpoint-url", default=None)
+    models.add_argument("--verbose", action="store_true")
+    models.add_argument("--json", action="store_true")
+    models.set_defaults(handler=_models)
+
     bench = sub.add_parser("bench", help="measure throughput against a plain serial baseline")
     bench.add_argument("what", choices=["ingest"])
     bench.add_argument("--tracks", type=int, default=120, help="clips to generate (default 120)")
@@ -164,6 +188,71 @@ def _demo(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     return run_demo(settings, directory=args.dir)
+
+
+def _train(args: argparse.Namespace) -> int:
+    if args.list:
+        from genreflow.pipeline.models.architectures import ARCHITECTURES
+
+        for name, arch in ARCHITECTURES.items():
+            print(f"{name:22s} inputs: {', '.join(arch.inputs)}")
+        return EXIT_OK
+    from genreflow.flows.runtime import run_train
+    from genreflow.pipeline.training.fit import TrainConfig
+
+    settings = _settings(args)
+    if not settings.store:
+        raise SystemExit("genreflow: error: --store (or GENREFLOW_STORE) is required")
+    config = TrainConfig(
+        epochs=args.epochs,
+        fine_tune_epochs=args.fine_tune_epochs,
+        batch_size=args.batch_size,
+        learning_rate=args.lr,
+        patience=args.patience,
+        seed=args.seed,
+        weights=str(args.weights) if args.weights else None,
+    )
+    result = run_train(settings, backbone=args.backbone, model_name=args.model, config=config, device=args.device)
+    print(describe_training(result))
+    return EXIT_OK
+
+
+def describe_training(result: dict[str, Any]) -> str:
+    metrics = result["card"]["metrics"]
+    return "\n".join(
+        [
+            f"trained {result['name']}@{result['version']} ({result['card']['architecture']}) on {result['device']}",
+            f"  test: accuracy {metrics['accuracy']:.3f}, top-3 {metrics['top3_accuracy']:.3f}, "
+            f"macro-F1 {metrics['macro_f1']:.3f} on {metrics['n_tracks']} tracks",
+            f"  report: {result['path']}/report/index.html",
+        ]
+    )
+
+
+def _models(args: argparse.Namespace) -> int:
+    from genreflow.pipeline import registry
+    from genreflow.pipeline.store import StoreLayout
+
+    settings = _settings(args)
+    if not settings.store:
+        raise SystemExit("genreflow: error: --store (or GENREFLOW_STORE) is required")
+    layout = StoreLayout(settings.store, settings.storage_options)
+    if args.action == "list":
+        entries = registry.list_models(layout)
+        if args.json:
+            print(json.dumps(entries, indent=2))
+        for e in [] if args.json else entries:
+            flag = "*" if e["production"] else " "
+            print(f"{flag} {e['name']}@{e['version']}  {e['architecture']}  accuracy {e['accuracy']:.3f}  "
+                  f"macro-F1 {e['macro_f1']:.3f}")  # fmt: skip
+        return EXIT_OK
+    if not args.spec:
+        raise SystemExit(f"genreflow: error: `models {args.action}` needs NAME or NAME@VERSION")
+    if args.action == "promote":
+        print(f"production: {registry.promote(layout, args.spec)}")
+        return EXIT_OK
+    print(json.dumps(registry.read_card(layout, registry.resolve(layout, args.spec)), indent=2))
+    return EXIT_OK
 
 
 def _bench(args: argparse.Namespace) -> int:

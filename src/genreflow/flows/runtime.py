@@ -30,6 +30,37 @@ def run_ingest(settings: Settings, *, source: str, store: str | None = None, **p
     return flow(source, store or settings.store, storage_options=settings.storage_options, **params)
 
 
+def run_train(settings: Settings, *, backbone: str, model_name: str | None, config: Any, device: str) -> dict[str, Any]:
+    """Run the training flow: in this process (its GPU if any), or on a Dask cluster's GPU worker."""
+    prepare(settings)
+    from genreflow.flows.train import train_flow
+    from genreflow.infra.logs import quiet_loggers
+
+    if not settings.verbose:
+        quiet_loggers()
+    flow = train_flow
+    gpu_worker = False
+    if settings.dask_address:
+        from distributed import Client
+
+        from genreflow.infra.dask_cluster import task_runner
+        from genreflow.infra.devices import gpu_resources
+
+        with Client(settings.dask_address) as client:
+            gpu_worker = device != "cpu" and gpu_resources(client)
+        flow = train_flow.with_options(task_runner=task_runner(settings))
+    return flow(
+        settings.store,
+        backbone,
+        model_name=model_name,
+        config=config,
+        device=device,
+        home=settings.home,
+        storage_options=settings.storage_options,
+        gpu_worker=gpu_worker,
+    )
+
+
 def run_demo(settings: Settings, *, directory: Path) -> int:
     """Make the demo catalogue (once) and run every stage that exists on it; prints where things are."""
     from genreflow.flows.cli import EXIT_OK, describe_ingest
@@ -44,4 +75,22 @@ def run_demo(settings: Settings, *, directory: Path) -> int:
     print(describe_ingest(summary))
     print(f"feature store: {store}/features.zarr   manifest: {store}/manifest/")
     print("the broken demo files above are expected to fail: they show how bad input is reported")
+
+    import dataclasses
+
+    from genreflow.flows.cli import describe_training
+    from genreflow.pipeline.models.architectures import DEFAULT_ARCHITECTURE
+    from genreflow.pipeline.registry import promote
+    from genreflow.pipeline.store import StoreLayout
+    from genreflow.pipeline.training.fit import TrainConfig
+
+    trained = run_train(
+        dataclasses.replace(settings, store=store),
+        backbone=DEFAULT_ARCHITECTURE,
+        model_name="genre",
+        config=TrainConfig(),
+        device="auto",
+    )
+    print(describe_training(trained))
+    print(f"production model: {promote(StoreLayout(store, settings.storage_options), 'genre@' + trained['version'])}")
     return EXIT_OK

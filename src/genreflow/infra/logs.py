@@ -28,3 +28,6 @@ def quiet_loggers() -> None:
     """Lower chatty libraries to warnings; call again after Prefect configures logging on import."""
     for name in ("distributed", "prefect", "numba", "botocore", "s3fs", "urllib3", "httpx"):
         logging.getLogger(name).setLevel(logging.WARNING)
+    # TensorFlow warns about tf.function retracing when evaluation batches differ in size: expected here.
+    for name in ("tensorflow", "absl"):
+        logging.getLogger(name).setLevel(logging.ERROR)

@@ -1,0 +1,67 @@
+"""``genreflow train``: a Prefect flow around the training task, and its report artifact."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from prefect import flow
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+
+from genreflow.pipeline.registry import models_root
+from genreflow.pipeline.store import StoreLayout
+from genreflow.pipeline.training.fit import TrainConfig
+from genreflow.pipeline.uri import join
+from genreflow.tasks.train import train_model
+
+
+@flow(name="genreflow-train", log_prints=False)
+def train_flow(
+    store: str,
+    backbone: str,
+    *,
+    model_name: str | None = None,
+    config: TrainConfig | None = None,
+    device: str = "auto",
+    home: Path,
+    storage_options: Mapping[str, Any] | None = None,
+    gpu_worker: bool = False,
+) -> dict[str, Any]:
+    """Train ``backbone`` on the store's labelled tracks and register the result.
+
+    On a Dask cluster whose workers advertise ``GPU`` resources, the task is annotated to need one
+    (``gpu_worker``); elsewhere it runs where the flow runs, on its GPU if any, else the CPU.
+    """
+    import dask
+
+    layout = StoreLayout(store, dict(storage_options or {}))
+    annotation = dask.annotate(resources={"GPU": 1}) if gpu_worker else contextlib.nullcontext()
+    with annotation:
+        future = train_model.submit(layout, backbone, model_name, config or TrainConfig(), device, home)
+    result = future.result()
+    result["path"] = join(models_root(layout), result["name"], result["version"])
+    _publish(result)
+    return result
+
+
+def _publish(result: dict[str, Any]) -> None:
+    metrics = result["card"]["metrics"]
+    key = f"train-{result['name']}-{result['version']}".lower().replace("_", "-").replace(".", "-")
+    create_table_artifact(
+        key=f"{key}-classes",
+        table=[{"class": name, **values} for name, values in metrics["per_class"].items()],
+        description=f"Per-class test figures of {result['name']}@{result['version']}",
+    )
+    create_markdown_artifact(
+        key=f"{key}-summary",
+        markdown="\n".join(
+            [
+                f"# {result['name']}@{result['version']} ({result['card']['architecture']}, {result['device']})",
+                f"- test accuracy {metrics['accuracy']:.3f}, top-3 {metrics['top3_accuracy']:.3f}, "
+                f"macro-F1 {metrics['macro_f1']:.3f} on {metrics['n_tracks']} tracks",
+                f"- report: `{result['path']}/report/index.html`",
+            ]
+        ),
+    )

@@ -1,0 +1,42 @@
+"""Where training runs: the GPU when there is one (or when asked), else the CPU."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from genreflow.pipeline.errors import ParameterError
+
+DEVICES = ("auto", "cpu", "gpu")
+
+
+def select_device(requested: str) -> str:
+    """Make TensorFlow use ``requested`` and return what it got (``"gpu"`` or ``"cpu"``).
+
+    Mixed precision (float16 compute, float32 softmax) is switched on for a GPU only: on a CPU it
+    is slower and no more accurate.
+
+    Raises
+    ------
+    ParameterError
+        ``gpu`` was asked for on a machine without one.
+    """
+    import keras
+    import tensorflow as tf
+
+    if requested not in DEVICES:
+        raise ParameterError(f"--device must be one of {DEVICES}, got {requested!r}")
+    gpus = tf.config.list_physical_devices("GPU")
+    if requested == "gpu" and not gpus:
+        raise ParameterError("--device gpu: TensorFlow sees no GPU here (install genreflow[gpu] on a GPU host)")
+    if requested == "cpu" or not gpus:
+        tf.config.set_visible_devices([], "GPU")
+        keras.mixed_precision.set_global_policy("float32")
+        return "cpu"
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    return "gpu"
+
+
+def gpu_resources(client: Any) -> bool:
+    """True when some worker of a Dask cluster advertises a ``GPU`` resource."""
+    workers = client.scheduler_info().get("workers", {})
+    return any(worker.get("resources", {}).get("GPU", 0) >= 1 for worker in workers.values())

@@ -1,0 +1,141 @@
+"""The model registry: ``<root>/models/<name>/<version>/`` plus a ``production`` pointer per name.
+
+A version folder is complete once its ``card.json`` exists (written last), so a crash mid-way
+never lists a half-written model. Versions are UTC timestamps, so they sort in creation order.
+Models load with Keras' safe mode: a model file cannot run arbitrary code.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from .errors import GenreflowError
+from .store import StoreLayout
+from .uri import filesystem, is_remote, join
+
+CARD = "card.json"
+PRODUCTION = "production"
+
+
+class RegistryError(GenreflowError):
+    """No such model or version, or a malformed registry entry."""
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    name: str
+    version: str
+
+    def __str__(self) -> str:
+        return f"{self.name}@{self.version}"
+
+
+def models_root(layout: StoreLayout) -> str:
+    return join(layout.root, "models")
+
+
+def new_version() -> str:
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+
+
+def register(layout: StoreLayout, name: str, staged: Path, card: dict[str, Any]) -> ModelRef:
+    """Publish the files in ``staged`` as a new version of ``name``; the card goes last."""
+    version = new_version()
+    (staged / CARD).write_text(json.dumps({**card, "name": name, "version": version}, indent=2, default=str))
+    target = join(models_root(layout), name, version)
+    if is_remote(target):
+        fs, path = filesystem(target, layout.storage_options)
+        for file in sorted(staged.rglob("*"), key=lambda p: p.name == CARD):
+            if file.is_file():
+                fs.put_file(str(file), f"{path}/{file.relative_to(staged).as_posix()}")
+    else:
+        Path(target).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copytree(staged, f"{target}.partial")
+        os.replace(f"{target}.partial", target)
+    return ModelRef(name, version)
+
+
+def list_models(layout: StoreLayout) -> list[dict[str, Any]]:
+    """One entry per complete version: name, version, production flag and headline metrics."""
+    fs, root = filesystem(models_root(layout), layout.storage_options)
+    if not fs.exists(root):
+        return []
+    entries = []
+    for name_dir in sorted(fs.ls(root, detail=False)):
+        name = name_dir.rstrip("/").rsplit("/", 1)[-1]
+        production = _read_production(fs, name_dir)
+        for version_dir in sorted(fs.ls(name_dir, detail=False)):
+            card_path = f"{version_dir}/{CARD}"
+            if not fs.isdir(version_dir) or not fs.exists(card_path):
+                continue
+            card = json.loads(fs.cat_file(card_path))
+            entries.append({
+                "name": name,
+                "version": card["version"],
+                "production": card["version"] == production,
+                "architecture": card.get("architecture"),
+                **{k: card.get("metrics", {}).get(k) for k in ("accuracy", "top3_accuracy", "macro_f1")},
+            })  # fmt: skip
+    return entries
+
+
+def resolve(layout: StoreLayout, spec: str) -> ModelRef:
+    """``name``, ``name@version`` or ``name@production``; a bare name means its production version,
+    else its newest."""
+    name, _, version = spec.partition("@")
+    versions = [e["version"] for e in list_models(layout) if e["name"] == name]
+    if not versions:
+        raise RegistryError(f"{models_root(layout)}: no model named {name!r} (see `genreflow models list`)")
+    if version in ("", PRODUCTION):
+        fs, root = filesystem(join(models_root(layout), name), layout.storage_options)
+        production = _read_production(fs, root)
+        if production is None and version == PRODUCTION:
+            raise RegistryError(f"{name}: no version is promoted to production")
+        version = production or versions[-1]
+    if version not in versions:
+        raise RegistryError(f"{name}: no version {version!r}; versions: {', '.join(versions)}")
+    return ModelRef(name, version)
+
+
+def read_card(layout: StoreLayout, ref: ModelRef) -> dict[str, Any]:
+    fs, path = filesystem(join(models_root(layout), ref.name, ref.version, CARD), layout.storage_options)
+    return json.loads(fs.cat_file(path))
+
+
+def promote(layout: StoreLayout, spec: str) -> ModelRef:
+    """Make ``spec`` the version nightly scoring uses for its name."""
+    ref = resolve(layout, spec if "@" in spec else f"{spec}@")
+    fs, path = filesystem(join(models_root(layout), ref.name, PRODUCTION), layout.storage_options)
+    if is_remote(path):
+        fs.pipe_file(path, ref.version.encode())
+    else:
+        staged = f"{path}.tmp"
+        Path(staged).write_text(ref.version)
+        os.replace(staged, path)
+    return ref
+
+
+def load_model(layout: StoreLayout, ref: ModelRef) -> Any:
+    """The registered Keras model, loaded in safe mode."""
+    import keras
+
+    source = join(models_root(layout), ref.name, ref.version, "model.keras")
+    if not is_remote(source):
+        return keras.saving.load_model(source, safe_mode=True)
+    fs, path = filesystem(source, layout.storage_options)
+    with tempfile.TemporaryDirectory(prefix="genreflow-model-") as tmp:
+        local = Path(tmp) / "model.keras"
+        fs.get_file(path, str(local))
+        return keras.saving.load_model(local, safe_mode=True)
+
+
+def _read_production(fs: Any, name_dir: str) -> str | None:
+    path = f"{name_dir.rstrip('/')}/{PRODUCTION}"
+    return fs.cat_file(path).decode().strip() if fs.exists(path) else None

@@ -1,0 +1,1 @@
+"""Training: labelled tracks and splits from the store, patch streams, fitting, evaluation."""

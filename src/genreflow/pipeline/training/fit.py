@@ -1,0 +1,141 @@
+"""Fitting one architecture on the store: gradient training (with seed 000's two phases) or a linear probe.
+
+A run keeps its state under ``workdir``: Keras' ``BackupAndRestore`` per phase, plus a marker
+once a phase finished, so a run killed mid-epoch resumes from its last epoch when started again.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..models.architectures import Architecture, unfreeze_top
+from .data import Augment, LabelledTracks, PatchReader, evaluation_patches, model_inputs, training_batches
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that decides a training run (recorded in the model card)."""
+
+    epochs: int = 30
+    batch_size: int = 32
+    learning_rate: float = 1e-3
+    fine_tune_epochs: int = 10  # seed 000: after the head, unfreeze the backbone's top layers ...
+    fine_tune_layers: int = 2
+    fine_tune_lr_factor: float = 0.1  # ... at this fraction of the learning rate
+    patience: int = 5
+    steps_per_epoch: int | None = None  # default: one pass over the training tracks
+    seed: int = 0
+    weights: str | None = None  # ImageNet weights file for keras.applications backbones
+    linear_c: tuple[float, ...] = (0.01, 0.1, 1.0, 10.0)
+
+
+@dataclass
+class FitResult:
+    model: Any
+    history: dict[str, list[float]] = field(default_factory=dict)
+    seconds: float = 0.0
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+def fit(arch: Architecture, reader: PatchReader, data: LabelledTracks, config: TrainConfig, workdir: Path) -> FitResult:
+    """Train ``arch`` on the train split, selecting on valid; the test split is not touched here."""
+    import keras
+
+    keras.utils.set_random_seed(config.seed)
+    started = time.perf_counter()
+    labels = {name: i for i, name in enumerate(data.classes)}
+    build_kwargs = {"weights": Path(config.weights) if config.weights else None}
+    model = arch.build(arch, len(data.classes), **build_kwargs)
+    if arch.linear_probe:
+        details = _fit_linear_probe(model, reader, data, labels, config)
+        return FitResult(model, {}, time.perf_counter() - started, details)
+    train, valid = data.split("train"), data.split("valid")
+    augment = Augment(rng=np.random.default_rng(config.seed))
+    train_y = train["label"].map(labels).to_numpy()
+    stream = training_batches(reader, train, train_y, augment, batch_size=config.batch_size)
+    valid_x, owners = evaluation_patches(reader, valid)
+    valid_y = valid["label"].map(labels).to_numpy()[owners]
+    steps = config.steps_per_epoch or max(1, int(np.ceil(len(train) / config.batch_size)))
+    phases = [("head", config.epochs, config.learning_rate)]
+    if arch.pretrained and config.fine_tune_epochs:
+        phases.append(("fine-tune", config.fine_tune_epochs, config.learning_rate * config.fine_tune_lr_factor))
+    history: dict[str, list[float]] = {}
+    for phase, epochs, learning_rate in phases:
+        if phase == "fine-tune":
+            unfreeze_top(model, config.fine_tune_layers)
+        done = workdir / f"{phase}.done.weights.h5"
+        if done.exists():  # finished before an interruption: keep its weights, skip its epochs
+            model.load_weights(done)
+            history.update(json.loads((workdir / f"{phase}.history.json").read_text()))
+            continue
+        model.compile(
+            optimizer=keras.optimizers.Adam(learning_rate),
+            loss="sparse_categorical_crossentropy",
+            metrics=["accuracy"],
+        )
+        callbacks = [
+            keras.callbacks.BackupAndRestore(str(workdir / f"{phase}-backup")),
+            keras.callbacks.EarlyStopping(patience=config.patience, restore_best_weights=True),
+        ]
+        fitted = model.fit(
+            stream,
+            steps_per_epoch=steps,
+            epochs=epochs,
+            validation_data=(model_inputs(valid_x), valid_y),
+            batch_size=config.batch_size,
+            shuffle=False,  # the stream is already a fresh random draw of tracks and patches
+            callbacks=callbacks,
+            verbose=0,
+        )
+        phase_history = {f"{phase}/{k}": [float(v) for v in values] for k, values in fitted.history.items()}
+        model.save_weights(done)
+        (workdir / f"{phase}.history.json").write_text(json.dumps(phase_history))
+        history.update(phase_history)
+    return FitResult(model, history, time.perf_counter() - started, {"phases": [p[0] for p in phases]})
+
+
+def track_embeddings(model: Any, reader: PatchReader, tracks: Any, *, batch_size: int = 64) -> np.ndarray:
+    """Each track's embedding (the layer before the head), averaged over its patches."""
+    import keras
+
+    embed = keras.Model(model.inputs, model.get_layer("embedding").output)
+    patches, owners = evaluation_patches(reader, tracks)
+    per_patch = embed.predict(model_inputs(patches), batch_size=batch_size, verbose=0)
+    return np.stack([per_patch[owners == i].mean(axis=0) for i in range(len(tracks))])
+
+
+def _fit_linear_probe(
+    model: Any, reader: PatchReader, data: LabelledTracks, labels: dict[str, int], config: TrainConfig
+) -> dict[str, Any]:
+    """Logistic regression on track-averaged frozen embeddings, C chosen on valid, written into the head."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
+    train, valid = data.split("train"), data.split("valid")
+    x_train, x_valid = (track_embeddings(model, reader, t, batch_size=config.batch_size) for t in (train, valid))
+    y_train, y_valid = train["label"].map(labels).to_numpy(), valid["label"].map(labels).to_numpy()
+    scaler = StandardScaler().fit(x_train)
+    scored = []
+    for c in config.linear_c:
+        classifier = LogisticRegression(C=c, max_iter=2000).fit(scaler.transform(x_train), y_train)
+        scored.append((classifier.score(scaler.transform(x_valid), y_valid), -c, c, classifier))
+    valid_accuracy, _, best_c, classifier = max(scored, key=lambda item: item[:2])
+    coef, intercept = classifier.coef_, classifier.intercept_
+    if coef.shape[0] == 1:  # binary: softmax([0, z]) is sklearn's sigmoid(z)
+        coef, intercept = np.vstack([np.zeros_like(coef), coef]), np.concatenate([[0.0], intercept])
+    # softmax(W·(e - μ)/σ + b) as one Dense layer: fold the scaler into the weights.
+    weights = (coef / scaler.scale_).T
+    bias = intercept - (coef * scaler.mean_ / scaler.scale_).sum(axis=1)
+    model.get_layer("head_softmax").set_weights([weights.astype(np.float32), bias.astype(np.float32)])
+    return {"classifier": "logistic regression", "C": best_c, "valid_track_accuracy": float(valid_accuracy),
+            "C_grid": list(config.linear_c)}  # fmt: skip
+
+
+def config_dict(config: TrainConfig) -> dict[str, Any]:
+    return asdict(config)

@@ -1,0 +1,95 @@
+"""One training run end to end: data → fit → a single test evaluation → a registered model version."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+import shutil
+import tempfile
+from dataclasses import asdict
+from datetime import UTC, datetime
+from importlib.metadata import version as package_version
+from pathlib import Path
+from typing import Any
+
+from ..models.architectures import get_architecture
+from ..registry import ModelRef, register
+from ..store import StoreLayout
+from .data import PatchReader, labelled_tracks
+from .evaluate import metrics, predict_tracks, write_report
+from .fit import TrainConfig, fit, track_embeddings
+
+
+def state_dir(home: Path, layout: StoreLayout, arch_name: str, model_name: str, config: TrainConfig) -> Path:
+    """Where a run keeps its resumable state: the same command after a crash finds the same folder."""
+    key = json.dumps([layout.root, arch_name, model_name, asdict(config)], sort_keys=True, default=str)
+    return home / "training" / hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
+def train_and_register(
+    layout: StoreLayout, arch_name: str, *, model_name: str | None, config: TrainConfig, state: Path, device: str
+) -> tuple[ModelRef, dict[str, Any]]:
+    """Train ``arch_name``, evaluate it once on the test split, register it; returns its ref and card."""
+    import keras
+
+    arch = get_architecture(arch_name)
+    data = labelled_tracks(layout, arch.inputs, seed=config.seed)
+    reader = PatchReader(layout, arch)
+    state.mkdir(parents=True, exist_ok=True)
+    result = fit(arch, reader, data, config, state)
+
+    test = data.split("test")
+    labels = {name: i for i, name in enumerate(data.classes)}
+    y_true = test["label"].map(labels).to_numpy()
+    probabilities = predict_tracks(result.model, reader, test, batch_size=config.batch_size)
+    card: dict[str, Any] = {
+        "architecture": arch.name,
+        "created_at": datetime.now(UTC).isoformat(),
+        "data": {
+            "store": layout.root,
+            "feature_sets": list(arch.inputs),
+            "patch_frames": list(arch.patch_frames),
+            "split_source": data.split_source,
+            "counts": data.counts(),
+            "classes": list(data.classes),
+        },
+        "config": asdict(config),
+        "seed": config.seed,
+        "pretrained": arch.pretrained,
+        "device": device,
+        "fit": result.details,
+        "timings": {"fit_s": round(result.seconds, 2)},
+        "libraries": {
+            name: package_version(name) for name in ("genreflow", "keras", "tensorflow-cpu", "numpy", "scikit-learn")
+            if _installed(name)
+        } | {"python": platform.python_version()},
+        "metrics": metrics(y_true, probabilities, data.classes),
+    }  # fmt: skip
+    with tempfile.TemporaryDirectory(prefix="genreflow-register-") as tmp:
+        staged = Path(tmp)
+        result.model.save(staged / "model.keras")
+        keras.saving.load_model(staged / "model.keras", safe_mode=True)  # refuse to register what cannot load
+        (staged / "labels.json").write_text(json.dumps(list(data.classes)))
+        write_report(
+            staged / "report",
+            title=f"{model_name or arch.name}: {arch.name}",
+            card=card,
+            classes=data.classes,
+            tracks=test,
+            y_true=y_true,
+            probabilities=probabilities,
+            history=result.history,
+            embeddings=track_embeddings(result.model, reader, test, batch_size=config.batch_size),
+        )
+        ref = register(layout, model_name or arch.name, staged, card)
+    shutil.rmtree(state, ignore_errors=True)
+    return ref, card
+
+
+def _installed(name: str) -> bool:
+    try:
+        package_version(name)
+    except Exception:
+        return False
+    return True

@@ -1,0 +1,97 @@
+"""Training end to end: the demo catalogue ingested, a model trained by the Prefect flow, registered,
+reported, promoted and loaded back; and a run interrupted mid-training that resumes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from genreflow.pipeline.demo import STYLES, make_demo_catalogue
+from genreflow.pipeline.store import StoreLayout
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def demo_store(tmp_path_factory, settings):
+    from genreflow.flows.runtime import run_ingest
+
+    root = tmp_path_factory.mktemp("train-demo")
+    make_demo_catalogue(root / "catalogue", per_class=12, seconds=9.0, seed=3, broken=False)
+    store = str(root / "store")
+    summary = run_ingest(
+        settings, source=str(root / "catalogue"), store=store, feature_sets=["mel128", "musicnn96"], show_progress=False
+    )
+    assert summary["counts"] == {"ok": 12 * len(STYLES)}
+    return store
+
+
+def test_default_model_trains_registers_and_beats_chance(demo_store, settings, tmp_path):
+    import dataclasses
+
+    from prefect.client.orchestration import get_client
+
+    from genreflow.flows.runtime import run_train
+    from genreflow.pipeline import registry
+    from genreflow.pipeline.training.fit import TrainConfig
+
+    result = run_train(
+        dataclasses.replace(settings, store=demo_store), backbone="musicnn-msd-linear", model_name="genre",
+        config=TrainConfig(), device="auto",
+    )  # fmt: skip
+    metrics = result["card"]["metrics"]
+    chance = 1 / len(STYLES)
+    assert metrics["n_tracks"] >= 2 * len(STYLES)  # held-out tracks, every class
+    assert metrics["accuracy"] >= chance + 0.4, metrics  # a wide margin over 1/7
+    assert metrics["top3_accuracy"] >= metrics["accuracy"] and 0 < metrics["macro_f1"] <= 1
+
+    layout = StoreLayout(demo_store)
+    version_dir = Path(layout.root) / "models" / "genre" / result["version"]
+    card = json.loads((version_dir / "card.json").read_text())
+    assert card["data"]["split_source"].startswith("stratified") and card["fit"]["C"] in card["fit"]["C_grid"]
+    assert set(card["metrics"]["per_class"]) == set(STYLES) and json.loads((version_dir / "labels.json").read_text())
+    for name in ("index.html", "confusion_matrix.png", "training_curves.png", "embedding_map.png", "misclassified.csv"):
+        assert (version_dir / "report" / name).stat().st_size > 100
+    assert "data:image/png;base64," in (version_dir / "report" / "index.html").read_text()
+
+    ref = registry.promote(layout, "genre")
+    assert registry.resolve(layout, "genre") == ref and registry.list_models(layout)[0]["production"]
+    model = registry.load_model(layout, ref)
+    assert model.output_shape == (None, len(STYLES))
+    with get_client(sync_client=True) as client:
+        keys = {a.key for a in client.read_artifacts()}
+    assert any(k.startswith(f"train-genre-{result['version'].lower()}") for k in keys)
+
+
+def test_interrupted_training_resumes_from_its_checkpoints(demo_store, tmp_path, monkeypatch):
+    """A run killed after its first phase picks up there: the head's epochs are not trained again."""
+    from genreflow.pipeline.training import fit as fit_module
+    from genreflow.pipeline.training.fit import TrainConfig
+    from genreflow.pipeline.training.run import train_and_register
+
+    layout = StoreLayout(demo_store)
+    config = TrainConfig(epochs=2, fine_tune_epochs=1, batch_size=16, steps_per_epoch=2, patience=3)
+    state = tmp_path / "state"
+    calls = []
+
+    def crash_on_fine_tune(model, n_layers):
+        calls.append("fine-tune")
+        raise KeyboardInterrupt("simulated crash after the head phase")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(fit_module, "unfreeze_top", crash_on_fine_tune)
+        with pytest.raises(KeyboardInterrupt):
+            train_and_register(layout, "musicnn-msd", model_name="resumed", config=config, state=state, device="cpu")
+    assert (state / "head.done.weights.h5").exists() and calls == ["fine-tune"]
+    head_history = json.loads((state / "head.history.json").read_text())
+
+    ref, card = train_and_register(
+        layout, "musicnn-msd", model_name="resumed", config=config, state=state, device="cpu"
+    )
+    assert card["fit"]["phases"] == ["head", "fine-tune"] and not state.exists()
+    assert card["metrics"]["n_tracks"] > 0 and np.isfinite(card["metrics"]["accuracy"])
+    assert ref.name == "resumed"
+    assert head_history["head/loss"] and len(head_history["head/loss"]) <= config.epochs

@@ -1,0 +1,54 @@
+import keras
+import numpy as np
+import pytest
+import scipy.fft
+
+from genreflow.pipeline.models.architectures import ARCHITECTURES, dct_matrix, get_architecture, unfreeze_top
+
+N_CLASSES = 3
+
+
+def _batch(arch, n=4, seed=0):
+    rng = np.random.default_rng(seed)
+    bins = {"mel128": 128, "musicnn96": 96, "wavelet": 64}
+    inputs = [rng.normal(0, 1, (n, bins[name], frames)).astype(np.float32) for name, frames in
+              zip(arch.inputs, arch.patch_frames, strict=True)]  # fmt: skip
+    return (inputs if len(inputs) > 1 else inputs[0]), np.arange(n) % N_CLASSES
+
+
+@pytest.mark.parametrize("name", list(ARCHITECTURES))
+def test_architecture_builds_trains_a_step_and_round_trips(name, tmp_path):
+    arch = get_architecture(name)
+    keras.utils.set_random_seed(0)
+    model = arch.build(arch, N_CLASSES)
+    x, y = _batch(arch)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy")
+    trainable_before = [w.numpy().copy() for w in model.trainable_weights]
+    loss = model.train_on_batch(x, y)
+    assert np.isfinite(loss)
+    if not arch.linear_probe:  # gradient models move their weights
+        after = [w.numpy() for w in model.trainable_weights]
+        assert any(not np.allclose(a, b) for a, b in zip(trainable_before, after, strict=True))
+    probabilities = model.predict(x, verbose=0)
+    assert probabilities.shape == (4, N_CLASSES)
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
+    model.save(tmp_path / "model.keras")
+    loaded = keras.saving.load_model(tmp_path / "model.keras", safe_mode=True)
+    np.testing.assert_allclose(loaded.predict(x, verbose=0), probabilities, atol=1e-6)
+    assert loaded.get_layer("embedding") is not None
+
+
+def test_fine_tuning_opens_only_the_top_of_a_frozen_backbone():
+    arch = get_architecture("musicnn-msd")
+    model = arch.build(arch, N_CLASSES)
+    head_only = len(model.trainable_weights)
+    assert head_only == 2  # the softmax's kernel and bias
+    unfreeze_top(model, 2)
+    trainable = [w.path for w in model.trainable_weights]
+    assert len(trainable) == head_only + 4 and any("dense/kernel" in p for p in trainable)
+    assert not any("batch_normalization" in p for p in trainable)
+
+
+def test_mfcc_layer_is_the_orthonormal_dct():
+    x = np.random.default_rng(1).normal(size=(5, 128))
+    np.testing.assert_allclose(x @ dct_matrix(128, 20).T, scipy.fft.dct(x, norm="ortho")[:, :20], atol=1e-5)
