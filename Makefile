@@ -27,7 +27,8 @@ lint: setup
 	$(BIN)/ruff format --check src tests
 
 bench: setup
-	$(BIN)/genreflow bench ingest
+	$(BIN)/genreflow bench ingest --tracks 2000
+	$(BIN)/genreflow bench train
 
 clean:
 	rm -rf demo-output .pytest_cache

@@ -95,3 +95,37 @@ def test_interrupted_training_resumes_from_its_checkpoints(demo_store, tmp_path,
     assert card["metrics"]["n_tracks"] > 0 and np.isfinite(card["metrics"]["accuracy"])
     assert ref.name == "resumed"
     assert head_history["head/loss"] and len(head_history["head/loss"]) <= config.epochs
+
+
+def test_registry_on_s3_lists_complete_versions_promotes_and_loads(tmp_path, s3_endpoint):
+    import keras
+    import s3fs
+
+    from genreflow.pipeline import registry
+
+    s3fs.S3FileSystem(endpoint_url=s3_endpoint).mkdir("model-bucket")
+    layout = StoreLayout("s3://model-bucket/store", {"endpoint_url": s3_endpoint})
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2, activation="softmax")])
+    refs = []
+    for accuracy in (0.5, 0.75):
+        staged = tmp_path / f"staged-{accuracy}"
+        staged.mkdir()
+        model.save(staged / "model.keras")
+        refs.append(
+            registry.register(layout, "genre", staged, {"architecture": "tiny", "metrics": {"accuracy": accuracy}})
+        )
+    fs = s3fs.S3FileSystem(endpoint_url=s3_endpoint)
+    fs.mkdir(f"model-bucket/store/models/genre/{refs[1].version}9-partial")  # no card: never listed
+    fs.pipe_file(f"model-bucket/store/models/genre/{refs[1].version}9-partial/model.keras", b"half")
+    listed = registry.list_models(layout)
+    assert [e["version"] for e in listed] == [r.version for r in refs] and refs[0].version < refs[1].version
+    assert registry.resolve(layout, "genre") == refs[1]  # newest while nothing is promoted
+    with pytest.raises(registry.RegistryError, match="no version is promoted"):
+        registry.resolve(layout, "genre@production")
+    registry.promote(layout, f"genre@{refs[0].version}")
+    assert registry.resolve(layout, "genre") == refs[0] == registry.resolve(layout, "genre@production")
+    assert [e["production"] for e in registry.list_models(layout)] == [True, False]
+    x = np.ones((1, 4), np.float32)
+    np.testing.assert_allclose(registry.load_model(layout, refs[0]).predict(x, verbose=0), model.predict(x, verbose=0))
+    with pytest.raises(registry.RegistryError, match="no model named"):
+        registry.resolve(layout, "other")

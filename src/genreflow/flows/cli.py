@@ -79,7 +79,8 @@ def build_parser() -> argparse.ArgumentParser:
     models.set_defaults(handler=_models)
 
     bench = sub.add_parser("bench", help="measure throughput against a plain serial baseline")
-    bench.add_argument("what", choices=["ingest"])
+    bench.add_argument("what", choices=["ingest", "train"])
+    bench.add_argument("--patches", type=int, default=256, help="train: patches per measurement (default 256)")
     bench.add_argument("--tracks", type=int, default=120, help="clips to generate (default 120)")
     bench.add_argument("--seconds", type=float, default=30.0, help="clip length (default 30)")
     bench.add_argument("--dir", type=Path, default=None, help="working folder (default: a temporary one)")
@@ -256,9 +257,16 @@ def _models(args: argparse.Namespace) -> int:
 
 
 def _bench(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    if args.what == "train":
+        from genreflow.flows.runtime import prepare
+        from genreflow.flows.train_bench import bench_train
+
+        prepare(settings)
+        print(bench_train(settings, patches=args.patches, directory=args.dir))
+        return EXIT_OK
     from genreflow.flows.bench import bench_ingest
 
-    settings = _settings(args)
     print(bench_ingest(settings, tracks=args.tracks, seconds=args.seconds, directory=args.dir))
     return EXIT_OK
 

@@ -1,0 +1,128 @@
+"""``genreflow bench train``: model throughput on this machine, the Keras port against the original
+TF1 graph on the same patches, and one training epoch on the demo store, in one run."""
+
+from __future__ import annotations
+
+import dataclasses
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from genreflow.infra.settings import Settings
+
+BATCH = 32
+
+
+def bench_train(settings: Settings, *, patches: int, directory: Path | None) -> str:
+    """Patches/s of training steps and inference per backbone, port vs TF1, and a demo-store epoch."""
+    from genreflow.infra.devices import select_device
+
+    device = select_device("auto")
+    workdir = Path(directory or tempfile.mkdtemp(prefix="genreflow-bench-train-"))
+    inputs = _music_patches(patches)
+    lines = [f"genreflow bench train: {patches} patches of 3 s, batch {BATCH}, on {device}"]
+    for name in ("musicnn-msd", "musicnn-mtt", "vgg-msd", "vgg-mtt", "cnn2"):
+        row = _throughput(name, inputs)
+        lines.append(
+            f"  {name:12s} train {row['train']:7.1f} patches/s   inference {row['inference']:7.1f} patches/s"
+            + (
+                f"   TF1 graph {row['tf1']:7.1f} patches/s = port {row['inference'] / row['tf1']:.2f}x"
+                if "tf1" in row
+                else ""
+            )
+        )
+    epoch_s, tracks = _demo_epoch(settings, workdir)
+    lines.append(
+        f"  one epoch of musicnn-msd (head phase) on the demo store: {epoch_s:.1f} s for {tracks} training tracks"
+    )
+    return "\n".join(lines)
+
+
+def _music_patches(n: int) -> dict[str, np.ndarray]:
+    """musicnn96 and mel128 patches of synthetic music (real spectra, not noise)."""
+    import soxr
+
+    from genreflow.pipeline.demo import SR, STYLES, synthesize
+    from genreflow.pipeline.features import MEL128, MUSICNN96
+    from genreflow.pipeline.models.architectures import get_architecture
+
+    frames = {
+        "musicnn96": get_architecture("musicnn-msd").patch_frames[0],
+        "mel128": get_architecture("cnn2").patch_frames[0],
+    }
+    out: dict[str, list[np.ndarray]] = {"musicnn96": [], "mel128": []}
+    rng = np.random.default_rng(0)
+    genres = list(STYLES)
+    while min(len(values) for values in out.values()) < n:
+        audio = synthesize(genres[len(out["musicnn96"]) % len(genres)], seconds=30.0, rng=rng)
+        for fs in (MUSICNN96, MEL128):
+            features = fs.compute(soxr.resample(audio, SR, fs.sample_rate).astype(np.float32), sr=fs.sample_rate)
+            size = frames[fs.name]
+            out[fs.name] += [features[:, s : s + size] for s in range(0, features.shape[1] - size + 1, size)][:10]
+    return {name: np.stack(values[:n]).astype(np.float32) for name, values in out.items()}
+
+
+def _rate(run: Callable[[], Any], n: int, repeats: int = 3) -> float:
+    run()  # warm-up: tracing and allocation
+    best = min(_timed(run) for _ in range(repeats))
+    return n / best
+
+
+def _timed(run: Callable[[], Any]) -> float:
+    started = time.perf_counter()
+    run()
+    return time.perf_counter() - started
+
+
+def _throughput(name: str, inputs: dict[str, np.ndarray]) -> dict[str, float]:
+    import keras
+
+    from genreflow.pipeline.models import musicnn
+    from genreflow.pipeline.models.architectures import get_architecture
+    from genreflow.pipeline.models.tf1_reference import tf1_tagger
+
+    arch = get_architecture(name)
+    x = inputs[arch.inputs[0]]
+    y = np.arange(len(x)) % 8
+    model = arch.build(arch, 8)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy")
+    batches = [(x[i : i + BATCH], y[i : i + BATCH]) for i in range(0, len(x) - BATCH + 1, BATCH)]
+    row = {
+        "train": _rate(lambda: [model.train_on_batch(bx, by) for bx, by in batches], len(batches) * BATCH),
+    }
+    if arch.pretrained:
+        tagger = musicnn.build_tagger(arch.pretrained)
+        frames_first = np.ascontiguousarray(x.transpose(0, 2, 1))
+        row["inference"] = _rate(lambda: tagger.predict(frames_first, batch_size=BATCH, verbose=0), len(x))
+        reference = tf1_tagger(musicnn.checkpoint_dir(arch.pretrained))
+        row["tf1"] = _rate(lambda: [reference(frames_first[i : i + BATCH]) for i in range(0, len(x), BATCH)], len(x))
+    else:
+        row["inference"] = _rate(lambda: model.predict(x, batch_size=BATCH, verbose=0), len(x))
+    return row
+
+
+def _demo_epoch(settings: Settings, workdir: Path) -> tuple[float, int]:
+    """Ingest a small demo catalogue and time one head-phase epoch of the musicnn-msd transfer model."""
+    from genreflow.flows.runtime import run_ingest
+    from genreflow.pipeline.demo import make_demo_catalogue
+    from genreflow.pipeline.models.architectures import get_architecture
+    from genreflow.pipeline.store import StoreLayout
+    from genreflow.pipeline.training.data import PatchReader, labelled_tracks
+    from genreflow.pipeline.training.fit import TrainConfig, fit
+
+    catalogue, store = workdir / "catalogue", workdir / "store"
+    if not (catalogue / "genres").exists():
+        make_demo_catalogue(catalogue, broken=False)
+    run_ingest(dataclasses.replace(settings, store=str(store)), source=str(catalogue), store=str(store),
+               feature_sets=["musicnn96"], show_progress=False)  # fmt: skip
+    layout = StoreLayout(str(store))
+    arch = get_architecture("musicnn-msd")
+    data = labelled_tracks(layout, arch.inputs)
+    config = TrainConfig(epochs=1, fine_tune_epochs=0)
+    with tempfile.TemporaryDirectory() as state:
+        result = fit(arch, PatchReader(layout, arch), data, config, Path(state))
+    return result.seconds, data.counts()["train"]
