@@ -129,3 +129,25 @@ def test_registry_on_s3_lists_complete_versions_promotes_and_loads(tmp_path, s3_
     np.testing.assert_allclose(registry.load_model(layout, refs[0]).predict(x, verbose=0), model.predict(x, verbose=0))
     with pytest.raises(registry.RegistryError, match="no model named"):
         registry.resolve(layout, "other")
+
+
+def test_grid_is_chosen_on_validation_and_cross_validation_is_recorded(demo_store, settings):
+    import dataclasses
+
+    from genreflow.flows.runtime import run_train
+    from genreflow.pipeline.training.fit import TrainConfig
+    from genreflow.pipeline.training.select import parse_grid
+
+    base = TrainConfig(epochs=1, batch_size=16, steps_per_epoch=2)
+    result = run_train(
+        dataclasses.replace(settings, store=demo_store), backbone="cnn1", model_name="gridded", config=base,
+        device="cpu", grid=parse_grid(["lr=1e-3,1e-2"], base), cv_folds=3,
+    )  # fmt: skip
+    selection = result["card"]["selection"]
+    assert [p["learning_rate"] for p in selection["grid"]] == [1e-3, 1e-2]
+    best = max(selection["grid"], key=lambda p: (p["accuracy"], p["macro_f1"]))
+    assert selection["chosen"]["learning_rate"] == best["learning_rate"] == result["card"]["config"]["learning_rate"]
+    cv = selection["cross_validation"]
+    assert cv["folds"] == 3 and len(cv["per_fold"]) == 3
+    assert cv["accuracy"]["mean"] == pytest.approx(np.mean([f["accuracy"] for f in cv["per_fold"]]))
+    assert sum(f["n_tracks"] for f in cv["per_fold"]) == 12 * len(STYLES)  # every track is test exactly once

@@ -65,6 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--weights", type=Path, default=None, help="ImageNet weights file for keras.applications")
     train.add_argument("--device", default="auto", choices=["auto", "cpu", "gpu"])
+    train.add_argument("--grid", nargs="+", default=None, metavar="KEY=V1,V2",
+                       help="hyper-parameter grid scored on validation, e.g. lr=1e-3,1e-4 batch=32,64")  # fmt: skip
+    train.add_argument("--cv", type=int, default=0, metavar="K", help="add a K-fold cross-validation estimate")
     train.add_argument("--list", action="store_true", help="list the architectures and exit")
     _add_runtime_flags(train, store_required=False)
     train.set_defaults(handler=_train)
@@ -213,7 +216,13 @@ def _train(args: argparse.Namespace) -> int:
         seed=args.seed,
         weights=str(args.weights) if args.weights else None,
     )
-    result = run_train(settings, backbone=args.backbone, model_name=args.model, config=config, device=args.device)
+    from genreflow.pipeline.training.select import parse_grid
+
+    grid = parse_grid(args.grid, config) if args.grid else None
+    result = run_train(
+        settings, backbone=args.backbone, model_name=args.model, config=config, device=args.device, grid=grid,
+        cv_folds=args.cv,
+    )  # fmt: skip
     print(describe_training(result))
     return EXIT_OK
 
@@ -226,8 +235,24 @@ def describe_training(result: dict[str, Any]) -> str:
             f"  test: accuracy {metrics['accuracy']:.3f}, top-3 {metrics['top3_accuracy']:.3f}, "
             f"macro-F1 {metrics['macro_f1']:.3f} on {metrics['n_tracks']} tracks",
             f"  report: {result['path']}/report/index.html",
+            *_selection_lines(result["card"].get("selection", {})),
         ]
     )
+
+
+def _selection_lines(selection: dict[str, Any]) -> list[str]:
+    lines = [
+        f"  grid lr={p['learning_rate']:g} batch={p['batch_size']}: valid accuracy {p['accuracy']:.3f}"
+        for p in selection.get("grid", [])
+    ]
+    if "chosen" in selection:
+        lines.append(f"  chosen on validation: {selection['chosen']}")
+    if cv := selection.get("cross_validation"):
+        lines.append(
+            f"  {cv['folds']}-fold cross-validation: accuracy {cv['accuracy']['mean']:.3f} ± "
+            f"{cv['accuracy']['std']:.3f}, macro-F1 {cv['macro_f1']['mean']:.3f} ± {cv['macro_f1']['std']:.3f}"
+        )
+    return lines
 
 
 def _models(args: argparse.Namespace) -> int:

@@ -30,7 +30,16 @@ def run_ingest(settings: Settings, *, source: str, store: str | None = None, **p
     return flow(source, store or settings.store, storage_options=settings.storage_options, **params)
 
 
-def run_train(settings: Settings, *, backbone: str, model_name: str | None, config: Any, device: str) -> dict[str, Any]:
+def run_train(
+    settings: Settings,
+    *,
+    backbone: str,
+    model_name: str | None,
+    config: Any,
+    device: str,
+    grid: list[Any] | None = None,
+    cv_folds: int = 0,
+) -> dict[str, Any]:
     """Run the training flow: in this process (its GPU if any), or on a Dask cluster's GPU worker."""
     prepare(settings)
     from genreflow.flows.train import train_flow
@@ -54,6 +63,8 @@ def run_train(settings: Settings, *, backbone: str, model_name: str | None, conf
         backbone,
         model_name=model_name,
         config=config,
+        grid=grid,
+        cv_folds=cv_folds,
         device=device,
         home=settings.home,
         storage_options=settings.storage_options,

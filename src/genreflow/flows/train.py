@@ -7,14 +7,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from prefect import flow
+from prefect import flow, unmapped
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from genreflow.pipeline.registry import models_root
 from genreflow.pipeline.store import StoreLayout
 from genreflow.pipeline.training.fit import TrainConfig
 from genreflow.pipeline.uri import join
-from genreflow.tasks.train import train_model
+from genreflow.tasks.train import cross_validation, score_config, train_model
 
 
 @flow(name="genreflow-train", log_prints=False)
@@ -24,6 +24,8 @@ def train_flow(
     *,
     model_name: str | None = None,
     config: TrainConfig | None = None,
+    grid: list[TrainConfig] | None = None,
+    cv_folds: int = 0,
     device: str = "auto",
     home: Path,
     storage_options: Mapping[str, Any] | None = None,
@@ -31,19 +33,37 @@ def train_flow(
 ) -> dict[str, Any]:
     """Train ``backbone`` on the store's labelled tracks and register the result.
 
-    On a Dask cluster whose workers advertise ``GPU`` resources, the task is annotated to need one
-    (``gpu_worker``); elsewhere it runs where the flow runs, on its GPU if any, else the CPU.
+    ``grid`` configs are fitted as parallel tasks and scored on validation; the best one is trained
+    for the registered model. ``cv_folds`` adds a K-fold cross-validation estimate to its card. On a
+    Dask cluster whose workers advertise ``GPU`` resources, training tasks are annotated to need one
+    (``gpu_worker``); elsewhere they run where the flow runs, on its GPU if any, else the CPU.
     """
     import dask
 
     layout = StoreLayout(store, dict(storage_options or {}))
     annotation = dask.annotate(resources={"GPU": 1}) if gpu_worker else contextlib.nullcontext()
+    config = config or TrainConfig()
+    selection: dict[str, Any] = {}
     with annotation:
-        future = train_model.submit(layout, backbone, model_name, config or TrainConfig(), device, home)
+        if grid and len(grid) > 1:
+            futures = score_config.map(unmapped(layout), unmapped(backbone), grid, unmapped(device))
+            scores = [future.result() for future in futures]
+            best = max(range(len(grid)), key=lambda i: (scores[i]["accuracy"], scores[i]["macro_f1"]))
+            config = grid[best]
+            selection["grid"] = [{**_grid_point(c), **s} for c, s in zip(grid, scores, strict=True)]
+            selection["chosen"] = _grid_point(config)
+        if cv_folds:
+            cv = cross_validation.submit(layout, backbone, config, device, cv_folds)
+            selection["cross_validation"] = cv.result()
+        future = train_model.submit(layout, backbone, model_name, config, device, home, selection)
     result = future.result()
     result["path"] = join(models_root(layout), result["name"], result["version"])
     _publish(result)
     return result
+
+
+def _grid_point(config: TrainConfig) -> dict[str, Any]:
+    return {"learning_rate": config.learning_rate, "batch_size": config.batch_size, "epochs": config.epochs}
 
 
 def _publish(result: dict[str, Any]) -> None:

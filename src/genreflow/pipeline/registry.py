@@ -112,8 +112,9 @@ def read_card(layout: StoreLayout, ref: ModelRef) -> dict[str, Any]:
 def promote(layout: StoreLayout, spec: str) -> ModelRef:
     """Make ``spec`` the version nightly scoring uses for its name."""
     ref = resolve(layout, spec if "@" in spec else f"{spec}@")
-    fs, path = filesystem(join(models_root(layout), ref.name, PRODUCTION), layout.storage_options)
-    if is_remote(path):
+    pointer = join(models_root(layout), ref.name, PRODUCTION)
+    fs, path = filesystem(pointer, layout.storage_options)
+    if is_remote(pointer):  # one PUT replaces the object whole
         fs.pipe_file(path, ref.version.encode())
     else:
         staged = f"{path}.tmp"

@@ -28,9 +28,19 @@ def state_dir(home: Path, layout: StoreLayout, arch_name: str, model_name: str, 
 
 
 def train_and_register(
-    layout: StoreLayout, arch_name: str, *, model_name: str | None, config: TrainConfig, state: Path, device: str
+    layout: StoreLayout,
+    arch_name: str,
+    *,
+    model_name: str | None,
+    config: TrainConfig,
+    state: Path,
+    device: str,
+    selection: dict[str, Any] | None = None,
 ) -> tuple[ModelRef, dict[str, Any]]:
-    """Train ``arch_name``, evaluate it once on the test split, register it; returns its ref and card."""
+    """Train ``arch_name``, evaluate it once on the test split, register it; returns its ref and card.
+
+    ``selection`` (grid scores on validation, cross-validation figures) is recorded in the card.
+    """
     import keras
 
     arch = get_architecture(arch_name)
@@ -59,6 +69,7 @@ def train_and_register(
         "pretrained": arch.pretrained,
         "device": device,
         "fit": result.details,
+        "selection": selection or {},
         "timings": {"fit_s": round(result.seconds, 2)},
         "libraries": {
             name: package_version(name) for name in ("genreflow", "keras", "tensorflow-cpu", "numpy", "scikit-learn")
