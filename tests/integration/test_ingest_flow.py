@@ -45,6 +45,8 @@ def test_local_ingest_is_complete_incremental_and_exact(demo_source, tmp_path, s
     assert "empty file" in reasons and "not audio" in reasons and "truncated" in reasons
     assert len(first["shards"]) == 5 and sum(s["tracks"] for s in first["shards"]) == 17
     assert os.getpid() not in {s["pid"] for s in first["shards"]}  # shards ran in Dask worker processes
+    assert set(first["phases"]) == {"scan_s", "plan_s", "extract_s", "commit_s"}
+    assert first["phases"]["extract_s"] > 0 and sum(first["phases"].values()) <= first["wall_s"]
 
     layout = StoreLayout(store)
     manifest = read_manifest(layout)

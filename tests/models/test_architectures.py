@@ -52,3 +52,19 @@ def test_fine_tuning_opens_only_the_top_of_a_frozen_backbone():
 def test_mfcc_layer_is_the_orthonormal_dct():
     x = np.random.default_rng(1).normal(size=(5, 128))
     np.testing.assert_allclose(x @ dct_matrix(128, 20).T, scipy.fft.dct(x, norm="ortho")[:, :20], atol=1e-5)
+
+
+def test_imagenet_weights_come_from_a_file_or_the_keras_cache_never_a_download(tmp_path, monkeypatch):
+    from genreflow.pipeline.errors import ParameterError
+    from genreflow.pipeline.models.architectures import imagenet_weights
+
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    assert imagenet_weights("mobilenetv2", None) is None  # nothing cached: random init
+    cached = tmp_path / "models" / "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5"
+    cached.parent.mkdir()
+    cached.write_bytes(b"h5")
+    assert imagenet_weights("mobilenetv2", None) == str(cached)
+    assert imagenet_weights("inceptionv3", None) is None
+    assert imagenet_weights("vgg16", cached) == str(cached)
+    with pytest.raises(ParameterError, match="no such file"):
+        imagenet_weights("vgg16", tmp_path / "missing.h5")

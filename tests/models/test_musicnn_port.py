@@ -2,10 +2,8 @@ import shutil
 
 import numpy as np
 import pytest
-import soxr
 
-from genreflow.pipeline.demo import SR, STYLES, synthesize
-from genreflow.pipeline.features import MUSICNN96
+from genreflow.flows.train_bench import music_patches as synthetic_patches
 from genreflow.pipeline.models.musicnn import (
     MSD_TAGS,
     MTT_TAGS,
@@ -15,20 +13,14 @@ from genreflow.pipeline.models.musicnn import (
     build_tagger,
     checkpoint_dir,
     embedding_model,
-    patches_from_features,
 )
 from genreflow.pipeline.models.tf1_reference import tf1_tagger
 
 
 @pytest.fixture(scope="module")
 def music_patches() -> np.ndarray:
-    """Real musicnn96 input: 3-s patches of four synthetic genres (not random numbers)."""
-    rng = np.random.default_rng(0)
-    patches = []
-    for genre in list(STYLES)[:4]:
-        audio = soxr.resample(synthesize(genre, seconds=7, rng=rng), SR, 16000).astype(np.float32)
-        patches.append(patches_from_features(MUSICNN96.compute(audio, sr=16000)))
-    return np.concatenate(patches).astype(np.float32)
+    """Real musicnn96 input, frames first: 3-s patches of synthetic genres (not random numbers)."""
+    return np.ascontiguousarray(synthetic_patches(8)["musicnn96"].transpose(0, 2, 1))
 
 
 @pytest.mark.parametrize("name", list(PRETRAINED))

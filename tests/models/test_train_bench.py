@@ -1,8 +1,8 @@
-from genreflow.flows.train_bench import _music_patches, _throughput
+from genreflow.flows.train_bench import _throughput, music_patches
 
 
 def test_bench_measures_port_against_tf1_on_the_same_patches():
-    inputs = _music_patches(64)
+    inputs = music_patches(64)
     assert inputs["musicnn96"].shape == (64, 96, 187) and inputs["mel128"].shape == (64, 128, 130)
     row = _throughput("musicnn-msd", inputs)
     assert set(row) == {"train", "inference", "tf1"} and all(rate > 0 for rate in row.values())

@@ -267,7 +267,8 @@ def _models(args: argparse.Namespace) -> int:
         entries = registry.list_models(layout)
         if args.json:
             print(json.dumps(entries, indent=2))
-        for e in [] if args.json else entries:
+            return EXIT_OK
+        for e in entries:
             flag = "*" if e["production"] else " "
             print(f"{flag} {e['name']}@{e['version']}  {e['architecture']}  accuracy {e['accuracy']:.3f}  "
                   f"macro-F1 {e['macro_f1']:.3f}")  # fmt: skip

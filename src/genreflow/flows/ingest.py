@@ -56,7 +56,15 @@ def ingest_flow(
     sets = parse_feature_sets(list(feature_sets))
     layout = StoreLayout(store, dict(storage_options or {}))
     catalogue = scan_source(source, dataset=dataset, fma_subset=fma_subset, storage_options=storage_options)
-    phases = {"scan_s": time.perf_counter() - started}
+    phases: dict[str, float] = {}
+    mark = started
+
+    def lap(name: str) -> None:
+        nonlocal mark
+        now = time.perf_counter()
+        phases[name], mark = now - mark, now
+
+    lap("scan_s")
     detected = catalogue["dataset"].iloc[0] if len(catalogue) else dataset
     window = ClipWindow(seconds=_window_seconds(layout, window_s, detected), min_seconds=min_duration_s)
 
@@ -67,7 +75,7 @@ def ingest_flow(
 
     run_id = new_run_id()
     views = len(channel_views)
-    phases["plan_s"] = time.perf_counter() - started - sum(phases.values())
+    lap("plan_s")
     results: list[ShardResult] = []
     unprocessed: list[dict[str, Any]] = []
     if len(work):
@@ -75,9 +83,9 @@ def ingest_flow(
         shards = plan_shards(work, run_id=run_id, row_start=row_start, rows_per_track=views, shard_size=shard_size)
         spec = ExtractionSpec(sets, window, tuple(channel_views))
         results, unprocessed = _run_shards(shards, spec, layout, show_progress=show_progress)
-    phases["extract_s"] = time.perf_counter() - started - sum(phases.values())
+    lap("extract_s")
     committed = commit_run(layout, features, run_id, [row for r in results for row in r.rows])
-    phases["commit_s"] = time.perf_counter() - started - sum(phases.values())
+    lap("commit_s")
 
     summary = summarise_run(committed, unprocessed=unprocessed)
     summary.update(
@@ -99,7 +107,6 @@ def ingest_flow(
                 "seconds": r.seconds,
                 "pid": r.pid,
                 "peak_rss": r.peak_rss_bytes,
-                "finished_at": r.finished_at,
             }
             for r in sorted(results, key=lambda r: r.index)
         ],

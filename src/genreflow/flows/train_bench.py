@@ -23,7 +23,7 @@ def bench_train(settings: Settings, *, patches: int, directory: Path | None) -> 
 
     device = select_device("auto")
     workdir = Path(directory or tempfile.mkdtemp(prefix="genreflow-bench-train-"))
-    inputs = _music_patches(patches)
+    inputs = music_patches(patches)
     lines = [f"genreflow bench train: {patches} patches of 3 s, batch {BATCH}, on {device}"]
     for name in ("musicnn-msd", "musicnn-mtt", "vgg-msd", "vgg-mtt", "cnn2"):
         row = _throughput(name, inputs)
@@ -42,7 +42,7 @@ def bench_train(settings: Settings, *, patches: int, directory: Path | None) -> 
     return "\n".join(lines)
 
 
-def _music_patches(n: int) -> dict[str, np.ndarray]:
+def music_patches(n: int) -> dict[str, np.ndarray]:
     """musicnn96 and mel128 patches of synthetic music (real spectra, not noise)."""
     import soxr
 
@@ -57,12 +57,15 @@ def _music_patches(n: int) -> dict[str, np.ndarray]:
     out: dict[str, list[np.ndarray]] = {"musicnn96": [], "mel128": []}
     rng = np.random.default_rng(0)
     genres = list(STYLES)
+    per_clip = min(10, -(-n // len(genres)))  # spread small requests over every genre
+    clips = 0
     while min(len(values) for values in out.values()) < n:
-        audio = synthesize(genres[len(out["musicnn96"]) % len(genres)], seconds=30.0, rng=rng)
+        audio = synthesize(genres[clips % len(genres)], seconds=3.0 * per_clip + 0.5, rng=rng)
+        clips += 1
         for fs in (MUSICNN96, MEL128):
             features = fs.compute(soxr.resample(audio, SR, fs.sample_rate).astype(np.float32), sr=fs.sample_rate)
             size = frames[fs.name]
-            out[fs.name] += [features[:, s : s + size] for s in range(0, features.shape[1] - size + 1, size)][:10]
+            out[fs.name] += [features[:, s : s + size] for s in range(0, features.shape[1] - size + 1, size)][:per_clip]
     return {name: np.stack(values[:n]).astype(np.float32) for name, values in out.items()}
 
 

@@ -80,7 +80,6 @@ class ShardResult:
     seconds: float
     pid: int
     peak_rss_bytes: int
-    finished_at: float = 0.0  # epoch seconds: the flow measures gaps between a worker's shards
 
 
 def extract_and_store_shard(
@@ -140,7 +139,7 @@ def run_shard(shard: Shard, spec: ExtractionSpec, layout: StoreLayout) -> ShardR
     rows = extract_and_store_shard(shard, spec, writer, storage_options=layout.storage_options)
     write_receipt(layout, shard, rows)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
-    return ShardResult(shard.index, rows, time.perf_counter() - started, os.getpid(), peak, time.time())
+    return ShardResult(shard.index, rows, time.perf_counter() - started, os.getpid(), peak)
 
 
 def write_receipt(layout: StoreLayout, shard: Shard, rows: list[dict[str, Any]]) -> None:

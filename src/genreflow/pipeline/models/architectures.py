@@ -20,6 +20,7 @@ fusion                 mel128 + wavelet       seed 004: late fusion of two CNN b
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ParameterError
+from ..features import get_feature_set
 from . import musicnn
 
 SECONDS_PER_PATCH = 3.0
@@ -56,6 +58,13 @@ class Architecture:
     pretrained: str | None = None
     linear_probe: bool = False
     description: str = ""
+
+    @property
+    def input_shapes(self) -> tuple[tuple[int, int], ...]:
+        """``(bins, frames)`` of each input patch, as the store holds them."""
+        return tuple(
+            (get_feature_set(name).n_bins, frames) for name, frames in zip(self.inputs, self.patch_frames, strict=True)
+        )
 
 
 def _normalised(x: Any, name: str) -> Any:
@@ -106,7 +115,7 @@ def build_small_cnn(arch: Architecture, n_classes: int, *, blocks: int, **_: Any
     import keras
     from keras import layers
 
-    bins, frames = 128, arch.patch_frames[0]
+    bins, frames = arch.input_shapes[0]
     patches = keras.Input((bins, frames), name="mel128")
     x = layers.Reshape((bins, frames, 1), name="image")(patches)
     x = _normalised(x, "mel128")
@@ -149,7 +158,7 @@ def build_rnn_mfcc(arch: Architecture, n_classes: int, **_: Any) -> Any:
     import keras
     from keras import layers
 
-    patches = keras.Input((128, arch.patch_frames[0]), name="mel128")
+    patches = keras.Input(arch.input_shapes[0], name="mel128")
     x = layers.LayerNormalization(name="mfcc_norm")(_mfcc(patches, "mfcc"))
     x = layers.LSTM(64, return_sequences=True, name="lstm1")(x)
     x = layers.LSTM(64, name="lstm2")(x)
@@ -162,7 +171,7 @@ def build_mlp_mfcc(arch: Architecture, n_classes: int, **_: Any) -> Any:
     import keras
     from keras import layers
 
-    patches = keras.Input((128, arch.patch_frames[0]), name="mel128")
+    patches = keras.Input(arch.input_shapes[0], name="mel128")
     mfcc = _mfcc(patches, "mfcc")
     mean = layers.GlobalAveragePooling1D(name="mfcc_mean")(mfcc)
     centred = layers.Subtract(name="mfcc_centred")([mfcc, layers.RepeatVector(arch.patch_frames[0])(mean)])
@@ -175,27 +184,26 @@ def build_mlp_mfcc(arch: Architecture, n_classes: int, **_: Any) -> Any:
     return keras.Model(patches, _head(layers.Identity(name="embedding")(x), n_classes, dropout=0.2), name=arch.name)
 
 
+# keras.applications class, and the file name Keras caches its ImageNet no-top weights under
 IMAGE_BACKBONES = {
-    "vgg16": "VGG16",
-    "resnet50": "ResNet50",
-    "mobilenetv2": "MobileNetV2",
-    "inceptionv3": "InceptionV3",
+    "vgg16": ("VGG16", "vgg16_weights_*_notop.h5"),
+    "resnet50": ("ResNet50", "resnet50_weights_*_notop.h5"),
+    "mobilenetv2": ("MobileNetV2", "mobilenet_v2_weights_*_1.0_*_no_top.h5"),
+    "inceptionv3": ("InceptionV3", "inception_v3_weights_*_notop.h5"),
 }
 
 
 def imagenet_weights(arch_name: str, weights: Path | None) -> str | None:
     """A local ImageNet weights file for ``keras.applications``: ``weights``, else the Keras cache, else None.
 
-    Never a download: random init is the fallback, and the model card says which was used.
+    Never a download: random init is the fallback.
     """
     if weights is not None:
         if not Path(weights).is_file():
             raise ParameterError(f"--weights {weights}: no such file")
         return str(weights)
-    import keras
-
-    cache = Path(keras.config.keras_home() if hasattr(keras.config, "keras_home") else Path.home() / ".keras")
-    found = sorted((cache / "models").glob(f"{arch_name}*notop*.h5")) if (cache / "models").is_dir() else []
+    cache = Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")) / "models"  # where Keras keeps downloads
+    found = sorted(cache.glob(IMAGE_BACKBONES[arch_name][1])) if cache.is_dir() else []
     return str(found[0]) if found else None
 
 
@@ -204,11 +212,11 @@ def build_image_transfer(arch: Architecture, n_classes: int, *, weights: Path | 
     import keras
     from keras import layers
 
-    frames = arch.patch_frames[0]
-    application = getattr(keras.applications, IMAGE_BACKBONES[arch.name])
+    bins, frames = arch.input_shapes[0]
+    application = getattr(keras.applications, IMAGE_BACKBONES[arch.name][0])
     size = 75 if arch.name == "inceptionv3" else 32
-    patches = keras.Input((128, frames), name="mel128")
-    x = layers.Reshape((128, frames, 1), name="image")(patches)
+    patches = keras.Input((bins, frames), name="mel128")
+    x = layers.Reshape((bins, frames, 1), name="image")(patches)
     x = _normalised(x, "mel128")
     if frames < size:
         x = layers.ZeroPadding2D(((0, 0), (0, size - frames)), name="min_size_pad")(x)
@@ -225,7 +233,7 @@ def build_fusion(arch: Architecture, n_classes: int, **_: Any) -> Any:
     from keras import layers
 
     branches, inputs = [], []
-    for feature_set, bins, frames in zip(arch.inputs, (128, 64), arch.patch_frames, strict=True):
+    for feature_set, (bins, frames) in zip(arch.inputs, arch.input_shapes, strict=True):
         patches = keras.Input((bins, frames), name=feature_set)
         x = layers.Reshape((bins, frames, 1), name=f"{feature_set}_image")(patches)
         x = _normalised(x, feature_set)
@@ -248,8 +256,11 @@ def build_linear_probe(arch: Architecture, n_classes: int, *, load_weights: bool
 
 
 def _patch_frames(feature_set: str) -> int:
-    hops = {"mel128": 22050 / 512, "wavelet": 22050 / 512, "musicnn96": 16000 / 256}
-    return musicnn.PATCH_FRAMES if feature_set == "musicnn96" else int(np.ceil(SECONDS_PER_PATCH * hops[feature_set]))
+    """Frames in 3 s of ``feature_set``; musicnn96 patches are the 187 frames musicnn was trained on."""
+    if feature_set == "musicnn96":
+        return musicnn.PATCH_FRAMES
+    fs = get_feature_set(feature_set)
+    return int(np.ceil(SECONDS_PER_PATCH * fs.sample_rate / fs.hop_length))
 
 
 def _arch(name: str, inputs: tuple[str, ...], build: Callable[..., Any], **kwargs: Any) -> Architecture:

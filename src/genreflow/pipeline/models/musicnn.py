@@ -272,15 +272,3 @@ def load_checkpoint(model: Any, folder: Path) -> None:
                 raise WeightsError(f"{folder}: {key} has shape {value.shape}, the model expects {weight.shape}")
             values.append(value.reshape(weight.shape))  # Conv1D kernels drop TF1's unit width axis
         layer.set_weights(values)
-
-
-def patches_from_features(features: np.ndarray, *, hop: int = PATCH_FRAMES) -> np.ndarray:
-    """Cut a stored ``musicnn96`` array (bins, frames) into model patches (n, 187, 96), frames first.
-
-    Patches start every ``hop`` frames; a track shorter than a patch gives none.
-    """
-    frames = features.shape[-1]
-    starts = range(0, frames - PATCH_FRAMES + 1, hop)
-    if not len(starts):
-        return np.empty((0, PATCH_FRAMES, N_MELS), features.dtype)
-    return np.stack([features[:, s : s + PATCH_FRAMES].T for s in starts])

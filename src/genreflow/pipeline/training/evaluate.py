@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import html
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -16,14 +17,39 @@ import pandas as pd
 
 from .data import PatchReader, evaluation_patches, model_inputs
 
+PROBABILITIES = "probabilities"
+
+
+def track_outputs(
+    model: Any, reader: PatchReader, tracks: pd.DataFrame, outputs: Sequence[str], *, batch_size: int = 64
+) -> dict[str, np.ndarray]:
+    """Per-track means of the model's patch ``outputs`` (``"probabilities"`` or a layer name such as
+    ``"embedding"``), from one read of the patches and one forward pass.
+
+    Returns
+    -------
+    dict
+        Output name → float32 [shape=(n_tracks, width)].
+    """
+    import keras
+
+    heads = [model.output if name == PROBABILITIES else model.get_layer(name).output for name in outputs]
+    patches, owners = evaluation_patches(reader, tracks)
+    per_patch = keras.Model(model.inputs, heads).predict(model_inputs(patches), batch_size=batch_size, verbose=0)
+    if len(outputs) == 1:
+        per_patch = [per_patch]
+    counts = np.bincount(owners, minlength=len(tracks))[:, None]
+    means = {}
+    for name, values in zip(outputs, per_patch, strict=True):
+        sums = np.zeros((len(tracks), values.shape[1]), dtype=np.float64)
+        np.add.at(sums, owners, values)
+        means[name] = (sums / counts).astype(np.float32)
+    return means
+
 
 def predict_tracks(model: Any, reader: PatchReader, tracks: pd.DataFrame, *, batch_size: int = 64) -> np.ndarray:
     """Mean patch probabilities per track, float32 [shape=(n_tracks, n_classes)]."""
-    patches, owners = evaluation_patches(reader, tracks)
-    probabilities = model.predict(model_inputs(patches), batch_size=batch_size, verbose=0)
-    sums = np.zeros((len(tracks), probabilities.shape[1]), dtype=np.float64)
-    np.add.at(sums, owners, probabilities)
-    return (sums / np.bincount(owners, minlength=len(tracks))[:, None]).astype(np.float32)
+    return track_outputs(model, reader, tracks, [PROBABILITIES], batch_size=batch_size)[PROBABILITIES]
 
 
 def metrics(y_true: np.ndarray, probabilities: np.ndarray, classes: tuple[str, ...]) -> dict[str, Any]:

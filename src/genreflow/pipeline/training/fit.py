@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +16,7 @@ import numpy as np
 
 from ..models.architectures import Architecture, unfreeze_top
 from .data import Augment, LabelledTracks, PatchReader, evaluation_patches, model_inputs, training_batches
+from .evaluate import track_outputs
 
 
 @dataclass(frozen=True)
@@ -100,16 +101,6 @@ def fit(arch: Architecture, reader: PatchReader, data: LabelledTracks, config: T
     return FitResult(model, history, time.perf_counter() - started, {"phases": [p[0] for p in phases]})
 
 
-def track_embeddings(model: Any, reader: PatchReader, tracks: Any, *, batch_size: int = 64) -> np.ndarray:
-    """Each track's embedding (the layer before the head), averaged over its patches."""
-    import keras
-
-    embed = keras.Model(model.inputs, model.get_layer("embedding").output)
-    patches, owners = evaluation_patches(reader, tracks)
-    per_patch = embed.predict(model_inputs(patches), batch_size=batch_size, verbose=0)
-    return np.stack([per_patch[owners == i].mean(axis=0) for i in range(len(tracks))])
-
-
 def _fit_linear_probe(
     model: Any, reader: PatchReader, data: LabelledTracks, labels: dict[str, int], config: TrainConfig
 ) -> dict[str, Any]:
@@ -118,7 +109,10 @@ def _fit_linear_probe(
     from sklearn.preprocessing import StandardScaler
 
     train, valid = data.split("train"), data.split("valid")
-    x_train, x_valid = (track_embeddings(model, reader, t, batch_size=config.batch_size) for t in (train, valid))
+    x_train, x_valid = (
+        track_outputs(model, reader, t, ["embedding"], batch_size=config.batch_size)["embedding"]
+        for t in (train, valid)
+    )
     y_train, y_valid = train["label"].map(labels).to_numpy(), valid["label"].map(labels).to_numpy()
     scaler = StandardScaler().fit(x_train)
     scored = []
@@ -135,7 +129,3 @@ def _fit_linear_probe(
     model.get_layer("head_softmax").set_weights([weights.astype(np.float32), bias.astype(np.float32)])
     return {"classifier": "logistic regression", "C": best_c, "valid_track_accuracy": float(valid_accuracy),
             "C_grid": list(config.linear_c)}  # fmt: skip
-
-
-def config_dict(config: TrainConfig) -> dict[str, Any]:
-    return asdict(config)

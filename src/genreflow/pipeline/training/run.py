@@ -9,6 +9,7 @@ import shutil
 import tempfile
 from dataclasses import asdict
 from datetime import UTC, datetime
+from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as package_version
 from pathlib import Path
 from typing import Any
@@ -17,8 +18,10 @@ from ..models.architectures import get_architecture
 from ..registry import ModelRef, register
 from ..store import StoreLayout
 from .data import PatchReader, labelled_tracks
-from .evaluate import metrics, predict_tracks, write_report
-from .fit import TrainConfig, fit, track_embeddings
+from .evaluate import PROBABILITIES, metrics, track_outputs, write_report
+from .fit import TrainConfig, fit
+
+LIBRARIES = ("genreflow", "keras", "tensorflow", "tensorflow-cpu", "numpy", "scikit-learn")
 
 
 def state_dir(home: Path, layout: StoreLayout, arch_name: str, model_name: str, config: TrainConfig) -> Path:
@@ -52,7 +55,8 @@ def train_and_register(
     test = data.split("test")
     labels = {name: i for i, name in enumerate(data.classes)}
     y_true = test["label"].map(labels).to_numpy()
-    probabilities = predict_tracks(result.model, reader, test, batch_size=config.batch_size)
+    test_outputs = track_outputs(result.model, reader, test, [PROBABILITIES, "embedding"], batch_size=config.batch_size)
+    probabilities = test_outputs[PROBABILITIES]
     card: dict[str, Any] = {
         "architecture": arch.name,
         "created_at": datetime.now(UTC).isoformat(),
@@ -71,10 +75,7 @@ def train_and_register(
         "fit": result.details,
         "selection": selection or {},
         "timings": {"fit_s": round(result.seconds, 2)},
-        "libraries": {
-            name: package_version(name) for name in ("genreflow", "keras", "tensorflow-cpu", "numpy", "scikit-learn")
-            if _installed(name)
-        } | {"python": platform.python_version()},
+        "libraries": {name: v for name in LIBRARIES if (v := _version(name))} | {"python": platform.python_version()},
         "metrics": metrics(y_true, probabilities, data.classes),
     }  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="genreflow-register-") as tmp:
@@ -91,16 +92,16 @@ def train_and_register(
             y_true=y_true,
             probabilities=probabilities,
             history=result.history,
-            embeddings=track_embeddings(result.model, reader, test, batch_size=config.batch_size),
+            embeddings=test_outputs["embedding"],
         )
         ref = register(layout, model_name or arch.name, staged, card)
     shutil.rmtree(state, ignore_errors=True)
     return ref, card
 
 
-def _installed(name: str) -> bool:
+def _version(distribution: str) -> str | None:
+    """The installed version, or None (tensorflow and tensorflow-cpu are alternatives)."""
     try:
-        package_version(name)
-    except Exception:
-        return False
-    return True
+        return package_version(distribution)
+    except PackageNotFoundError:
+        return None

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ParameterError
-from ..models.architectures import get_architecture
+from ..models.architectures import Architecture, get_architecture
 from ..store import StoreLayout
 from .data import LabelledTracks, PatchReader, labelled_tracks
 from .evaluate import metrics, predict_tracks
@@ -47,7 +47,7 @@ def validation_score(layout: StoreLayout, arch_name: str, config: TrainConfig) -
     """Fit on train, score tracks of valid: what a grid point is judged by."""
     arch = get_architecture(arch_name)
     data = labelled_tracks(layout, arch.inputs, seed=config.seed)
-    return _fit_and_score(arch_name, layout, data, config, "valid")
+    return _fit_and_score(arch, layout, data, config, "valid")
 
 
 def cross_validate(layout: StoreLayout, arch_name: str, config: TrainConfig, *, folds: int) -> dict[str, Any]:
@@ -64,7 +64,7 @@ def cross_validate(layout: StoreLayout, arch_name: str, config: TrainConfig, *, 
     for k in range(folds):
         split = np.where(fold_of == k, "test", np.where(fold_of == (k + 1) % folds, "valid", "train"))
         fold = LabelledTracks(data.table.assign(split=split), data.classes, f"cv fold {k + 1}/{folds}")
-        results.append(_fit_and_score(arch_name, layout, fold, config, "test"))
+        results.append(_fit_and_score(arch, layout, fold, config, "test"))
     summary = {"folds": folds, "per_fold": results}
     for key in ("accuracy", "macro_f1"):
         values = np.array([r[key] for r in results])
@@ -73,9 +73,8 @@ def cross_validate(layout: StoreLayout, arch_name: str, config: TrainConfig, *, 
 
 
 def _fit_and_score(
-    arch_name: str, layout: StoreLayout, data: LabelledTracks, config: TrainConfig, split: str
+    arch: Architecture, layout: StoreLayout, data: LabelledTracks, config: TrainConfig, split: str
 ) -> dict[str, Any]:
-    arch = get_architecture(arch_name)
     reader = PatchReader(layout, arch)
     with tempfile.TemporaryDirectory(prefix="genreflow-select-") as state:
         result = fit(arch, reader, data, config, Path(state))
