@@ -33,6 +33,7 @@ def test_default_model_trains_registers_and_beats_chance(demo_store, settings, t
     import dataclasses
 
     from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 
     from genreflow.flows.runtime import run_train
     from genreflow.pipeline import registry
@@ -61,9 +62,10 @@ def test_default_model_trains_registers_and_beats_chance(demo_store, settings, t
     assert registry.resolve(layout, "genre") == ref and registry.list_models(layout)[0]["production"]
     model = registry.load_model(layout, ref)
     assert model.output_shape == (None, len(STYLES))
-    with get_client(sync_client=True) as client:
-        keys = {a.key for a in client.read_artifacts()}
-    assert any(k.startswith(f"train-genre-{result['version'].lower()}") for k in keys)
+    prefix = f"train-genre-{result['version'].lower()}"
+    with get_client(sync_client=True) as client:  # filtered by key: unkeyed artifacts and the listing limit aside
+        found = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(like_=prefix)))
+    assert {a.key for a in found} == {f"{prefix}-classes", f"{prefix}-summary"}
 
 
 def test_interrupted_training_resumes_from_its_checkpoints(demo_store, tmp_path, monkeypatch):
