@@ -31,7 +31,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="genreflow",
-        description="Catalogue-scale audio genre classification: ingest audio into a Zarr feature store.",
+        description="Catalogue-scale audio genre classification: ingest, train, score.",
     )
     sub = parser.add_subparsers(title="commands", metavar="COMMAND")
 
@@ -72,6 +72,40 @@ def build_parser() -> argparse.ArgumentParser:
     _add_runtime_flags(train, store_required=False)
     train.set_defaults(handler=_train)
 
+    score = sub.add_parser("score", help="write per-track probabilities of a model to Parquet")
+    score.add_argument(
+        "--model",
+        default="genre",
+        metavar="NAME[@VERSION]",
+        help="registered model (default genre: its production version, else its newest) or a zero-shot "
+        "tagger: musicnn-msd-tags, musicnn-mtt-tags, vgg-msd-tags, vgg-mtt-tags",
+    )
+    score.add_argument(
+        "--tracks",
+        default="new",
+        metavar="new|all|FILE",
+        help="new (default: not scored by this version yet, or changed since), all, or a file of track ids",
+    )
+    score.add_argument(
+        "--full-track", action="store_true", help="decode each whole track again, in overlapping windows"
+    )
+    score.add_argument("--hop-s", type=float, default=None, help="full-track window hop (default half a window)")
+    score.add_argument("--out", default=None, help="scores root, folder or s3:// (default <store>/scores)")
+    score.add_argument("--batch-size", type=int, default=64)
+    score.add_argument("--threshold", type=float, default=0.5, help="report tracks whose top probability is lower")
+    score.add_argument("--json", action="store_true", help="print the run summary as JSON")
+    _add_runtime_flags(score)
+    score.set_defaults(handler=_score)
+
+    predict = sub.add_parser("predict", help="print the top 3 labels of audio files")
+    predict.add_argument("files", nargs="+", type=Path)
+    predict.add_argument("--model", default="genre", metavar="NAME[@VERSION]", help="as for `score` (default genre)")
+    predict.add_argument("--store", default=None, help="store root holding the registry (not needed for *-tags)")
+    predict.add_argument("--s3-endpoint-url", default=None)
+    predict.add_argument("--verbose", action="store_true")
+    predict.add_argument("--json", action="store_true", help="one JSON object per file")
+    predict.set_defaults(handler=_predict)
+
     models = sub.add_parser("models", help="the model registry: list, show, promote")
     models.add_argument("action", choices=["list", "show", "promote"])
     models.add_argument("spec", nargs="?", help="NAME or NAME@VERSION (show, promote)")
@@ -82,7 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
     models.set_defaults(handler=_models)
 
     bench = sub.add_parser("bench", help="measure throughput against a plain serial baseline")
-    bench.add_argument("what", choices=["ingest", "train"])
+    bench.add_argument("what", choices=["ingest", "train", "score"])
     bench.add_argument("--patches", type=int, default=256, help="train: patches per measurement (default 256)")
     bench.add_argument("--tracks", type=int, default=120, help="clips to generate (default 120)")
     bench.add_argument("--seconds", type=float, default=30.0, help="clip length (default 30)")
@@ -282,6 +316,78 @@ def _models(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _score(args: argparse.Namespace) -> int:
+    from genreflow.flows.runtime import run_score
+
+    settings = _settings(args)
+    summary = run_score(
+        settings,
+        model=args.model,
+        tracks=_track_selection(args.tracks),
+        full_track=args.full_track,
+        hop_s=args.hop_s,
+        out=args.out,
+        batch_size=args.batch_size,
+        threshold=args.threshold,
+    )
+    print(json.dumps(summary, indent=2, default=str) if args.json else describe_scoring(summary))
+    return EXIT_TRACKS_FAILED if summary["failed"] else EXIT_OK
+
+
+def _track_selection(value: str) -> str | list[str]:
+    """``new``, ``all``, or the track ids in a file (one per line; blank lines and ``#`` comments skipped)."""
+    if value in ("new", "all"):
+        return value
+    path = Path(value)
+    if not path.is_file():
+        raise SystemExit(f"genreflow: error: --tracks must be new, all or a file of track ids; {value} is none")
+    lines = (line.split("#", 1)[0].strip() for line in path.read_text(encoding="utf-8").splitlines())
+    return [line for line in lines if line]
+
+
+def describe_scoring(summary: dict[str, Any]) -> str:
+    top = ", ".join(f"{label} {n}" for label, n in list(summary["top_labels"].items())[:8])
+    lines = [
+        f"score {summary['model']}@{summary['version']} ({summary['mode']}): {summary['scored']} of "
+        f"{summary['selected']} selected tracks scored, {summary['n_patches']} windows, {summary['wall_s']:.1f} s",
+        f"  top labels: {top or '-'}; {summary['below_threshold']} below {summary['threshold']:g}",
+        f"  scores: {summary['scores']}/",
+    ]
+    lines += [f"  unscored: {f['track_id']} {f['uri']}: {f['reason']}" for f in summary["failures"]]
+    return "\n".join(lines)
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from genreflow.infra.logs import configure_environment
+    from genreflow.infra.settings import Settings
+    from genreflow.pipeline.errors import DecodeError
+    from genreflow.pipeline.scoring.predict import predict_file
+    from genreflow.pipeline.scoring.scorers import ZERO_SHOT, load_scorer, resolve_model
+    from genreflow.pipeline.store import StoreLayout
+
+    settings = Settings.resolve(store=args.store, s3_endpoint_url=args.s3_endpoint_url, verbose=args.verbose)
+    configure_environment(verbose=args.verbose)
+    if not settings.store and args.model.partition("@")[0] not in ZERO_SHOT:
+        raise SystemExit("genreflow: error: --store (or GENREFLOW_STORE) is required for a registered model")
+    layout = StoreLayout(settings.store or "", settings.storage_options)
+    scorer = load_scorer(layout, resolve_model(layout, args.model))
+    status = EXIT_OK
+    for path in args.files:
+        try:
+            result = predict_file(path, scorer)
+        except (DecodeError, OSError) as error:
+            print(f"genreflow: {path}: {error}", file=sys.stderr)
+            status = EXIT_TRACKS_FAILED
+            continue
+        if args.json:
+            print(json.dumps(result))
+        else:
+            print(f"{path}  ({result['model']}, {result['n_windows']} windows)")
+            for rank, entry in enumerate(result["top"], 1):
+                print(f"  {rank}. {entry['label']:24s} {entry['probability']:.3f}")
+    return status
+
+
 def _bench(args: argparse.Namespace) -> int:
     settings = _settings(args)
     if args.what == "train":
@@ -290,6 +396,11 @@ def _bench(args: argparse.Namespace) -> int:
 
         prepare(settings)
         print(bench_train(settings, patches=args.patches, directory=args.dir))
+        return EXIT_OK
+    if args.what == "score":
+        from genreflow.flows.score_bench import bench_score
+
+        print(bench_score(settings, tracks=args.tracks, seconds=args.seconds, directory=args.dir))
         return EXIT_OK
     from genreflow.flows.bench import bench_ingest
 

@@ -20,14 +20,28 @@ def run_ingest(settings: Settings, *, source: str, store: str | None = None, **p
     """Run the ingest flow on the runner ``settings`` describe; returns the flow's summary."""
     prepare(settings)
     from genreflow.flows.ingest import ingest_flow
+
+    flow = _on_dask(settings, ingest_flow)
+    return flow(source, store or settings.store, storage_options=settings.storage_options, **params)
+
+
+def run_score(settings: Settings, *, store: str | None = None, **params: Any) -> dict[str, Any]:
+    """Run the scoring flow on the runner ``settings`` describe; returns the flow's summary."""
+    prepare(settings)
+    from genreflow.flows.score import score_flow
+
+    flow = _on_dask(settings, score_flow)
+    return flow(store or settings.store, storage_options=settings.storage_options, **params)
+
+
+def _on_dask(settings: Settings, flow: Any) -> Any:
+    """``flow`` mapping its tasks onto the local or configured Dask cluster, with quiet loggers."""
     from genreflow.infra.dask_cluster import task_runner
     from genreflow.infra.logs import quiet_loggers
 
     if not settings.verbose:
         quiet_loggers()
-
-    flow = ingest_flow.with_options(task_runner=task_runner(settings))
-    return flow(source, store or settings.store, storage_options=settings.storage_options, **params)
+    return flow.with_options(task_runner=task_runner(settings))
 
 
 def run_train(

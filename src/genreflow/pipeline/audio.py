@@ -8,6 +8,7 @@ container (M4A/AAC, Opus, WMA), PyAV decodes it when installed (``genreflow[deco
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -206,6 +207,74 @@ def _decode_fallback(source: str | BinaryIO, window: ClipWindow, sf_error: str) 
     wanted = min(frames, round(window.seconds * sr))
     start = (frames - wanted) // 2
     return DecodedClip(np.ascontiguousarray(samples[:, start : start + wanted]), sr, frames / sr, start / sr)
+
+
+def stream_blocks(source: str | BinaryIO, *, block_s: float, overlap_s: float) -> Iterator[AudioBlock]:
+    """Decode a whole file as overlapping blocks, so an hour of audio costs one block of memory.
+
+    Block ``k`` starts at ``k * block_s`` and holds ``block_s + overlap_s`` seconds (less at the end),
+    so any span of up to ``overlap_s`` that starts inside a block lies wholly in it.
+
+    Raises
+    ------
+    DecodeError
+        Unreadable, empty or non-finite audio; the message says which.
+    """
+    try:
+        snd = sf.SoundFile(source)
+    except sf.LibsndfileError as sf_error:
+        whole = _decode_fallback(source, ClipWindow(seconds=_UNBOUNDED_S, min_seconds=0), sf_error.error_string)
+        yield from _blocks_of(whole.samples, whole.sample_rate, block_s=block_s, overlap_s=overlap_s)
+        return
+    with snd:
+        sr = int(snd.samplerate)
+        step, extra = round(block_s * sr), round(overlap_s * sr)
+        try:
+            pending = snd.read(step + extra, dtype="float32", always_2d=True).T
+            if pending.shape[1] == 0:
+                raise DecodeError("no audio frames in the file")
+            start = 0
+            while True:  # read the next step before yielding, so the final block knows it is last
+                full = pending.shape[1] == step + extra
+                more = snd.read(step, dtype="float32", always_2d=True).T if full else pending[:, :0]
+                last = more.shape[1] == 0
+                yield _checked_block(start, pending, sr, last=last)
+                if last:
+                    return
+                pending, start = np.concatenate([pending[:, step:], more], axis=1), start + step
+        except sf.LibsndfileError as read_error:
+            raise DecodeError(f"corrupt or truncated: {read_error.error_string.rstrip('.')}") from read_error
+
+
+@dataclass(frozen=True)
+class AudioBlock:
+    """Samples float32 [shape=(channels, n)] starting ``start`` samples into the file."""
+
+    start: int
+    samples: np.ndarray
+    sample_rate: int
+    last: bool
+
+
+_UNBOUNDED_S = 1e7  # a window longer than any file: the fallback decoder returns all of it
+
+
+def _blocks_of(samples: np.ndarray, sr: int, *, block_s: float, overlap_s: float) -> Iterator[AudioBlock]:
+    if samples.shape[1] == 0:
+        raise DecodeError("no audio frames in the file")
+    step, extra = round(block_s * sr), round(overlap_s * sr)
+    for start in range(0, samples.shape[1], step):
+        block = samples[:, start : start + step + extra]
+        last = start + step + extra >= samples.shape[1]
+        yield _checked_block(start, block, sr, last=last)
+        if last:
+            return
+
+
+def _checked_block(start: int, samples: np.ndarray, sr: int, *, last: bool) -> AudioBlock:
+    if not np.isfinite(samples).all():
+        raise DecodeError(f"non-finite samples (NaN or inf) after {start / sr:.1f} s")
+    return AudioBlock(start, np.ascontiguousarray(samples), sr, last)
 
 
 def _to_float32(samples: np.ndarray) -> np.ndarray:

@@ -109,6 +109,12 @@ def read_card(layout: StoreLayout, ref: ModelRef) -> dict[str, Any]:
     return json.loads(fs.cat_file(path))
 
 
+def read_labels(layout: StoreLayout, ref: ModelRef) -> list[str]:
+    """The class names of a version, in the order of the model's outputs."""
+    fs, path = filesystem(join(models_root(layout), ref.name, ref.version, "labels.json"), layout.storage_options)
+    return list(json.loads(fs.cat_file(path)))
+
+
 def promote(layout: StoreLayout, spec: str) -> ModelRef:
     """Make ``spec`` the version nightly scoring uses for its name."""
     ref = resolve(layout, spec if "@" in spec else f"{spec}@")

@@ -178,6 +178,17 @@ def embedding_model(name: str, *, load_weights: bool = True) -> Any:
     return keras.Model(tagger.input, tagger.get_layer(layer).output, name="backbone")
 
 
+def tags_model(name: str) -> Any:
+    """The tagger of ``name`` on store patches: ``(batch, 96, 187)`` → tag probabilities ``(batch, 50)``."""
+    import keras
+    from keras import layers
+
+    tagger = build_tagger(name)
+    patches = keras.Input((N_MELS, PATCH_FRAMES), name="musicnn96")
+    tags = tagger(layers.Permute((2, 1), name="frames_first")(patches))["tags"]
+    return keras.Model(patches, tags, name=f"{name}-tags")
+
+
 def _build_musicnn(n_tags: int, *, name: str) -> Any:
     import keras
     from keras import layers

@@ -25,6 +25,11 @@ class StoreLayout:
         return join(self.root, "features.zarr")
 
     @property
+    def scores(self) -> str:
+        """Where scores go unless a run names another root (``genreflow score --out``)."""
+        return join(self.root, "scores")
+
+    @property
     def runs(self) -> str:
         return join(self.root, "runs")
 

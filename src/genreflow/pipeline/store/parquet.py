@@ -15,22 +15,27 @@ from ..uri import filesystem, is_remote, join
 
 
 def write_parquet_atomic(table: pa.Table, uri: str, *, storage_options: Mapping[str, Any] | None = None) -> None:
-    """Write ``table`` to ``uri`` so readers never see a partial file.
-
-    Locally the file is written under a temporary name and renamed (atomic on one filesystem); on
-    an object store it is serialised in memory and sent as one PUT, which is atomic per object.
-    """
-    fs, path = filesystem(uri, storage_options)
+    """Write ``table`` to ``uri`` so readers never see a partial file (see :func:`write_bytes_atomic`)."""
     buffer = io.BytesIO()
     pq.write_table(table, buffer, compression="zstd")
+    write_bytes_atomic(buffer.getvalue(), uri, storage_options=storage_options)
+
+
+def write_bytes_atomic(data: bytes, uri: str, *, storage_options: Mapping[str, Any] | None = None) -> None:
+    """Write ``data`` to ``uri`` whole or not at all.
+
+    Locally the file is written under a temporary name and renamed (atomic on one filesystem); on
+    an object store it is sent as one PUT, which is atomic per object.
+    """
+    fs, path = filesystem(uri, storage_options)
     if is_remote(uri):
-        fs.pipe_file(path, buffer.getvalue())
+        fs.pipe_file(path, data)
         return
     parent = posixpath.dirname(path)
     fs.makedirs(parent, exist_ok=True)
     temporary = join(parent, f".{uuid.uuid4().hex}.tmp")
     with fs.open(temporary, "wb") as handle:
-        handle.write(buffer.getvalue())
+        handle.write(data)
     fs.mv(temporary, path)
 
 

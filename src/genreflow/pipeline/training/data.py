@@ -8,13 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
 
 from ..errors import ParameterError
-from ..models.architectures import Architecture
 from ..store import StoreLayout, latest_rows, open_features, read_manifest, store_attrs
 
 SPLITS = ("train", "valid", "test")
@@ -117,10 +116,17 @@ class Augment:
     rng: np.random.Generator = field(default_factory=np.random.default_rng)
 
 
-class PatchReader:
-    """Reads patches of one architecture's inputs, one track (a few rows) at a time."""
+class PatchSpec(Protocol):
+    """What a patch reader needs of a model: its input feature sets and frames per patch."""
 
-    def __init__(self, layout: StoreLayout, arch: Architecture) -> None:
+    inputs: tuple[str, ...]
+    patch_frames: tuple[int, ...]
+
+
+class PatchReader:
+    """Reads patches of one model's inputs, one track (a few rows) at a time."""
+
+    def __init__(self, layout: StoreLayout, arch: PatchSpec) -> None:
         group = open_features(layout)
         self.arch = arch
         self.arrays = [group[name]["data"] for name in arch.inputs]
@@ -140,7 +146,7 @@ class PatchReader:
         seconds = _patch_seconds(self, 0)
         starts_s = np.arange(max(1, int(valid_s // seconds))) * seconds
         return [
-            np.stack([_crop(features, round(start * rate), size) for start in starts_s])
+            np.stack([crop_frames(features, round(start * rate), size) for start in starts_s])
             for features, size, rate in zip(self.track(row), self.arch.patch_frames, self.frame_rates, strict=True)
         ]
 
@@ -155,7 +161,7 @@ class PatchReader:
         gain_db = rng.uniform(-augment.gain_db, augment.gain_db)
         for f, size, rate, scale in zip(features, self.arch.patch_frames, self.frame_rates, self.scales, strict=True):
             span = max(2, round(seconds * rate))
-            patch = _crop(f, round(start_s * rate), span)
+            patch = crop_frames(f, round(start_s * rate), span)
             if span != size:  # zoom: stretch the cropped span back to the patch length
                 positions = np.linspace(0, span - 1, size)
                 patch = np.stack([np.interp(positions, np.arange(span), band) for band in patch]).astype(np.float32)
@@ -167,7 +173,8 @@ def _patch_seconds(reader: PatchReader, index: int) -> float:
     return reader.arch.patch_frames[index] / reader.frame_rates[index]
 
 
-def _crop(features: np.ndarray, start: int, frames: int) -> np.ndarray:
+def crop_frames(features: np.ndarray, start: int, frames: int) -> np.ndarray:
+    """``frames`` columns of ``features`` from ``start`` (moved inside; edge-padded when too short)."""
     start = min(max(0, start), max(0, features.shape[1] - frames))
     patch = features[:, start : start + frames]
     if patch.shape[1] < frames:

@@ -1,0 +1,147 @@
+"""``genreflow score``: plan → retire superseded rows → map shard tasks → failures table → report."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import pandas as pd
+from prefect import flow, unmapped
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.futures import as_completed
+from tqdm import tqdm
+
+from genreflow.pipeline.scoring.plan import plan_scoring
+from genreflow.pipeline.scoring.scorers import describe_model, resolve_model
+from genreflow.pipeline.scoring.shard import ScoreShard, ScoreSpec, ShardOutcome
+from genreflow.pipeline.store import StoreLayout, read_manifest
+from genreflow.pipeline.store.scores import ScoresLayout, read_failures, scored_tracks, write_failures
+from genreflow.tasks.score import retire_scores, score_shard_task
+
+DEFAULT_MODEL = "genre"
+
+
+@flow(name="genreflow-score", validate_parameters=False)
+def score_flow(
+    store: str,
+    *,
+    model: str = DEFAULT_MODEL,
+    tracks: str | Sequence[str] = "new",
+    full_track: bool = False,
+    out: str | None = None,
+    hop_s: float | None = None,
+    batch_size: int = 64,
+    threshold: float = 0.5,
+    storage_options: Mapping[str, Any] | None = None,
+    show_progress: bool = True,
+) -> dict[str, Any]:
+    """Score ``tracks`` of the store with ``model`` (``NAME[@VERSION]``, a registered model's
+    production version by default, or a zero-shot tagger) and write its Parquet files.
+
+    Returns a summary: counts, top-label distribution, low-confidence count, failures, files, timings.
+    """
+    started = time.perf_counter()
+    layout = StoreLayout(store, dict(storage_options or {}))
+    ref = resolve_model(layout, model)
+    info = describe_model(layout, ref)
+    scores = ScoresLayout(out or layout.scores, dict(storage_options or {}))
+    spec = ScoreSpec(scores, full_track=full_track, hop_s=hop_s, batch_size=batch_size, threshold=threshold)
+
+    plan = plan_scoring(
+        read_manifest(layout), scored_tracks(scores, ref.name, ref.version), feature_sets=info.inputs, tracks=tracks
+    )
+    planned_s = time.perf_counter() - started
+    retired = retire_scores(plan.retire, spec, layout, ref) if plan.retire else 0
+    outcomes, crashed = _run_shards(plan.shards, spec, layout, ref, show_progress=show_progress)
+
+    attempted = [f for o in outcomes for f in o.failures] + crashed
+    failures = _current_failures(scores, ref, plan.failures, attempted, scored=plan.shards)
+    top_labels = sum((Counter(o.top_labels) for o in outcomes), Counter())
+    summary = {
+        "model": ref.name,
+        "version": ref.version,
+        "kind": info.kind,
+        "mode": "full-track" if full_track else "store",
+        "store": store,
+        "scores": scores.version_dir(ref.name, ref.version),
+        "selected": plan.n_tracks,
+        "scored": sum(o.scored for o in outcomes),
+        "failed": len(attempted),
+        "unscorable": len(plan.failures),
+        "failures": failures.to_dict("records"),
+        "retired": retired,
+        "top_labels": dict(top_labels.most_common()),
+        "below_threshold": sum(o.below_threshold for o in outcomes),
+        "threshold": threshold,
+        "n_patches": sum(o.n_patches for o in outcomes),
+        "plan_s": planned_s,
+        "compute_s": sum(o.seconds for o in outcomes),
+        "wall_s": time.perf_counter() - started,
+    }
+    _publish(summary)
+    return summary
+
+
+def _run_shards(
+    shards: list[ScoreShard], spec: ScoreSpec, layout: StoreLayout, ref: Any, *, show_progress: bool
+) -> tuple[list[ShardOutcome], list[dict[str, str]]]:
+    """Map the shard task; a shard that fails after its retry lists its tracks as failures."""
+    futures = score_shard_task.map(shards, spec=unmapped(spec), layout=unmapped(layout), ref=unmapped(ref))
+    shard_of = {id(future): shard for future, shard in zip(futures, shards, strict=True)}
+    outcomes: list[ShardOutcome] = []
+    crashed: list[dict[str, str]] = []
+    total = sum(len(s.tracks) for s in shards)
+    with tqdm(total=total, unit="track", desc="score", disable=None if show_progress else True) as bar:
+        for future in as_completed(futures):
+            shard = shard_of[id(future)]
+            outcome = future.result(raise_on_failure=False)
+            if isinstance(outcome, ShardOutcome):
+                outcomes.append(outcome)
+            else:
+                crashed += [{"track_id": t.track_id, "uri": t.uri, "reason": f"shard failed: {outcome}"}
+                            for t in shard.tracks]  # fmt: skip
+            bar.update(len(shard.tracks))
+    return outcomes, crashed
+
+
+def _current_failures(
+    scores: ScoresLayout,
+    ref: Any,
+    unscorable: pd.DataFrame,
+    attempted: list[dict[str, str]],
+    *,
+    scored: list[ScoreShard],
+) -> pd.DataFrame:
+    """The version's failures table after this run: earlier failures not resolved by it, plus its own."""
+    now = datetime.now(UTC).isoformat()
+    fresh = pd.concat([unscorable, pd.DataFrame(attempted, columns=["track_id", "uri", "reason"])], ignore_index=True)
+    fresh = fresh.assign(failed_at=now).drop_duplicates("track_id", keep="last")
+    succeeded = {t.track_id for s in scored for t in s.tracks} - {f["track_id"] for f in attempted}
+    earlier = read_failures(scores, ref.name, ref.version)
+    earlier = earlier[~earlier["track_id"].isin(succeeded | set(fresh["track_id"]))]
+    table = pd.concat([earlier, fresh], ignore_index=True).sort_values("track_id").reset_index(drop=True)
+    write_failures(scores, ref.name, ref.version, table)
+    return table
+
+
+def _publish(summary: dict[str, Any]) -> None:
+    """A markdown summary and a table of top labels, keyed by model and version."""
+    key = f"score-{summary['model']}-{summary['version']}".lower().replace("_", "-").replace(".", "-")
+    create_table_artifact(
+        key=f"{key}-labels",
+        table=[{"label": label, "tracks": n} for label, n in summary["top_labels"].items()],
+        description=f"Top label per track, {summary['model']}@{summary['version']}",
+    )
+    lines = [
+        f"# Scores of {summary['model']}@{summary['version']} ({summary['mode']})",
+        f"- {summary['scored']} tracks scored of {summary['selected']} selected, {summary['n_patches']} windows, "
+        f"{summary['wall_s']:.1f} s",
+        f"- {summary['below_threshold']} tracks with top probability below {summary['threshold']:g}",
+        f"- {summary['failed']} failed in this run; {len(summary['failures'])} unscored in all (`_failures.csv`)",
+        f"- files: `{summary['scores']}/`",
+    ]
+    lines += [f"  - `{f['track_id']}` {f['uri']}: {f['reason']}" for f in summary["failures"][:20]]
+    create_markdown_artifact(key=f"{key}-summary", markdown="\n".join(lines))

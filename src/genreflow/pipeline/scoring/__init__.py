@@ -1,0 +1,1 @@
+"""Batch scoring: per-track probabilities of a registered model (or a pretrained tagger) to Parquet."""

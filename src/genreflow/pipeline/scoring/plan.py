@@ -1,0 +1,102 @@
+"""Which tracks a scoring run scores, which old rows it retires first, and which it cannot score."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import pandas as pd
+
+from ..errors import ParameterError
+from ..store import latest_rows
+from ..store.scores import shard_of
+from .shard import ScoreShard, TrackToScore
+
+MODES = ("new", "all")
+
+
+@dataclass(frozen=True)
+class ScorePlan:
+    """Shards to score, rows to retire beforehand (shard → track ids), and unscorable tracks."""
+
+    shards: list[ScoreShard]
+    retire: dict[int, list[str]]
+    failures: pd.DataFrame  # track_id, uri, reason
+
+    @property
+    def n_tracks(self) -> int:
+        return sum(len(s.tracks) for s in self.shards)
+
+
+def plan_scoring(
+    manifest: pd.DataFrame,
+    scored: pd.DataFrame,
+    *,
+    feature_sets: Sequence[str],
+    tracks: str | Sequence[str] = "new",
+) -> ScorePlan:
+    """Plan a run from the manifest and the model version's scored tracks.
+
+    Parameters
+    ----------
+    manifest : DataFrame
+        Every manifest row (the newest ok-or-failed row per track is its current state).
+    scored : DataFrame
+        ``track_id, shard, scored_at`` of the rows already written for this model version.
+    feature_sets : sequence of str
+        What the model reads; a track stored without them cannot be scored.
+    tracks : {"new", "all"} or sequence of str
+        ``new``: tracks never scored by this version, or re-ingested since; ``all``: every track;
+        else these track ids (unknown ones become failures).
+
+    Notes
+    -----
+    A track scored again lands in the shard of its current row; its old row in another shard
+    (a changed track gets a new row) is retired, as is the row of a track whose re-ingest failed,
+    so the files always hold at most one row per track.
+    """
+    if isinstance(tracks, str) and tracks not in MODES:
+        raise ParameterError(f"tracks must be one of {MODES} or a list of track ids, got {tracks!r}")
+    current = latest_rows(manifest[manifest["status"] != "skipped"], by="track_id")
+    failures = []
+    if isinstance(tracks, str):
+        requested = current
+    else:
+        wanted = pd.Index(pd.unique(pd.Series(list(tracks), dtype=object)))
+        requested = current[current["track_id"].isin(wanted)]
+        unknown = wanted.difference(pd.Index(current["track_id"]))
+        failures += [{"track_id": t, "uri": "", "reason": "not in the store's manifest"} for t in unknown]
+    failed = requested[requested["status"] != "ok"]
+    failures += [
+        {"track_id": r.track_id, "uri": r.uri, "reason": f"ingest failed: {r.error}"} for r in failed.itertuples()
+    ]
+    ok = requested[requested["status"] == "ok"]
+    complete = ok["feature_sets"].map(lambda names: set(feature_sets) <= set(names))
+    failures += [
+        {"track_id": r.track_id, "uri": r.uri, "reason": f"stored without {'+'.join(feature_sets)}: ingest it with "
+         f"--features {','.join(feature_sets)}"}
+        for r in ok[~complete].itertuples()
+    ]  # fmt: skip
+    candidates = ok[complete]
+
+    last_scored = scored.drop_duplicates("track_id", keep="last").set_index("track_id")
+    if isinstance(tracks, str) and tracks == "new":
+        when = candidates[["track_id"]].merge(
+            last_scored[["scored_at"]], how="left", left_on="track_id", right_index=True
+        )
+        candidates = candidates[(when["scored_at"].isna() | (when["scored_at"] < candidates["ingested_at"])).to_numpy()]
+
+    old_shard = last_scored["shard"]
+    retire: dict[int, list[str]] = {}
+    for track_id, row in zip(candidates["track_id"], candidates["row"], strict=True):
+        if track_id in old_shard.index and old_shard[track_id] != shard_of(row):
+            retire.setdefault(int(old_shard[track_id]), []).append(track_id)
+    for track_id in failed["track_id"]:  # a score of content whose latest version failed is stale
+        if track_id in old_shard.index:
+            retire.setdefault(int(old_shard[track_id]), []).append(track_id)
+
+    by_shard: dict[int, list[TrackToScore]] = {}
+    for r in candidates.sort_values("row").itertuples():
+        by_shard.setdefault(shard_of(r.row), []).append(TrackToScore(r.track_id, r.uri, int(r.row), float(r.valid_s)))
+    shards = [ScoreShard(index, tuple(members)) for index, members in sorted(by_shard.items())]
+    return ScorePlan(shards, retire, pd.DataFrame(failures, columns=["track_id", "uri", "reason"]))

@@ -1,0 +1,34 @@
+"""Direct use: the top labels of a few audio files, for a person checking a song."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .scorers import Scorer
+from .windows import TrackAverager, audio_patches
+
+
+def predict_file(path: Path, scorer: Scorer, *, top: int = 3, hop_s: float | None = None) -> dict[str, Any]:
+    """The ``top`` labels of one file over its whole length (mean of overlapping windows).
+
+    Raises
+    ------
+    DecodeError
+        The file cannot be decoded.
+    """
+    info = scorer.info
+    averager = TrackAverager(scorer.predict)
+    with open(path, "rb") as source:
+        for patches in audio_patches(source, info.inputs, info.patch_frames, hop_s=hop_s):
+            averager.add(path, patches)
+    probabilities = averager.means()[path]
+    best = np.argsort(-probabilities, kind="stable")[:top]
+    return {
+        "file": str(path),
+        "model": str(info.ref),
+        "n_windows": averager.counts[path],
+        "top": [{"label": info.labels[i], "probability": round(float(probabilities[i]), 4)} for i in best],
+    }
