@@ -14,7 +14,7 @@ from genreflow.pipeline.audio import stream_blocks
 from genreflow.pipeline.errors import DecodeError, ParameterError
 from genreflow.pipeline.features import get_feature_set
 from genreflow.pipeline.scoring import windows
-from genreflow.pipeline.scoring.plan import plan_scoring
+from genreflow.pipeline.scoring.plan import plan_scoring, read_track_ids
 from genreflow.pipeline.scoring.windows import TrackAverager, audio_patches
 from genreflow.pipeline.store.scores import (
     SHARD_ROWS,
@@ -94,21 +94,35 @@ def test_plan_scores_new_and_changed_tracks_and_retires_moved_rows():
         {"track_id": "mel-only", "row": 9, "feature_sets": ["mel128"], "ingested_at": T0},
         {"track_id": "dupe", "row": None, "status": "skipped", "error": "duplicate", "ingested_at": T0 + 3 * day},
     ])  # fmt: skip
-    scored = _scored([("kept", 0, T0 + day), ("moved", 0, T0 + day), ("broken", 0, T0 - day)])
+    edited = _manifest([
+        {"track_id": "sha256:old", "uri": "/a/song.mp3", "row": 3, "ingested_at": T0},
+        {"track_id": "sha256:new", "uri": "/a/song.mp3", "row": 4, "ingested_at": T0 + day},
+    ])  # fmt: skip
+    manifest = pd.concat([manifest, edited], ignore_index=True).sort_values("ingested_at", kind="stable")
+    scored = _scored([("kept", 0, T0 + day), ("moved", 0, T0 + day), ("broken", 0, T0 - day), ("sha256:old", 0, T0)])
     plan = plan_scoring(manifest, scored, feature_sets=["musicnn96"])
-    assert [(s.index, [t.track_id for t in s.tracks]) for s in plan.shards] == [(1, ["fresh", "moved"])]
-    assert plan.retire == {0: ["moved", "broken"]}  # moved to shard 1; content that now fails
+    found = [(s.index, [t.track_id for t in s.tracks]) for s in plan.shards]
+    assert found == [(0, ["sha256:new"]), (1, ["fresh", "moved"])]
+    # moved to shard 1; content that now fails; an edited file's old content id
+    assert plan.retire == {0: ["moved", "broken", "sha256:old"]}
     reasons = dict(zip(plan.failures["track_id"], plan.failures["reason"], strict=True))
     assert reasons["broken"] == "ingest failed: empty file (0 bytes)" and "--features musicnn96" in reasons["mel-only"]
     assert "dupe" not in reasons  # a skipped duplicate is not a track of its own
 
     everything = plan_scoring(manifest, scored, feature_sets=["musicnn96"], tracks="all")
-    assert sorted(t.track_id for s in everything.shards for t in s.tracks) == ["fresh", "kept", "moved"]
+    assert sorted(t.track_id for s in everything.shards for t in s.tracks) == ["fresh", "kept", "moved", "sha256:new"]
     listed = plan_scoring(manifest, scored, feature_sets=["musicnn96"], tracks=["kept", "nope"])
     assert [t.track_id for s in listed.shards for t in s.tracks] == ["kept"]
     assert listed.failures.set_index("track_id").loc["nope", "reason"] == "not in the store's manifest"
     with pytest.raises(ParameterError, match="tracks must be"):
         plan_scoring(manifest, scored, feature_sets=["musicnn96"], tracks="everything")
+
+
+def test_track_id_files_skip_comments_and_a_missing_file_is_named(tmp_path):
+    (tmp_path / "ids.txt").write_text("# re-score after the fix\ngtzan:blues.00001\n\n  fma:000002  # flagged\n")
+    assert read_track_ids(str(tmp_path / "ids.txt")) == ["gtzan:blues.00001", "fma:000002"]
+    with pytest.raises(ParameterError, match=r"nope\.txt"):
+        read_track_ids(str(tmp_path / "nope.txt"))
 
 
 def test_averager_batches_across_tracks_and_equals_per_track_means():
@@ -118,17 +132,19 @@ def test_averager_batches_across_tracks_and_equals_per_track_means():
 
     def predict(patches):
         batches.append(len(patches[0]))
-        return patches[0].mean(axis=2)  # (n, 4): a deterministic stand-in for a model
+        return patches[0].mean(axis=2) + 1.0  # (n, 4): a deterministic stand-in for a model
 
     averager = TrackAverager(predict, batch_size=4)
     for key, patches in tracks.items():
         averager.add(key, [patches])
     averager.add("gone", [rng.normal(size=(2, 4, 5)).astype(np.float32)])  # one of its patches is predicted now
     averager.discard("gone")  # its audio failed later: nothing of it may remain
+    tracks["d"] = rng.normal(size=(2, 4, 5)).astype(np.float32)
+    averager.add("d", [tracks["d"]])
     means = averager.means()
-    assert batches == [4, 4, 4] and set(means) == {"a", "b", "c"}
+    assert batches == [4, 4, 4, 4] and set(means) == {"a", "b", "c", "d"}  # the last batch padded to full size
     for key, patches in tracks.items():
-        np.testing.assert_allclose(means[key], patches.mean(axis=2).mean(axis=0), rtol=1e-6)
+        np.testing.assert_allclose(means[key], patches.mean(axis=2).mean(axis=0) + 1.0, rtol=1e-6)
     assert averager.counts["b"] == 7
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 EXIT_OK, EXIT_TRACKS_FAILED, EXIT_USAGE = 0, 1, 2
+FAILURES_SHOWN = 20  # the rest are in the failures table
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -323,7 +324,7 @@ def _score(args: argparse.Namespace) -> int:
     summary = run_score(
         settings,
         model=args.model,
-        tracks=_track_selection(args.tracks),
+        tracks=args.tracks,
         full_track=args.full_track,
         hop_s=args.hop_s,
         out=args.out,
@@ -334,17 +335,6 @@ def _score(args: argparse.Namespace) -> int:
     return EXIT_TRACKS_FAILED if summary["failed"] else EXIT_OK
 
 
-def _track_selection(value: str) -> str | list[str]:
-    """``new``, ``all``, or the track ids in a file (one per line; blank lines and ``#`` comments skipped)."""
-    if value in ("new", "all"):
-        return value
-    path = Path(value)
-    if not path.is_file():
-        raise SystemExit(f"genreflow: error: --tracks must be new, all or a file of track ids; {value} is none")
-    lines = (line.split("#", 1)[0].strip() for line in path.read_text(encoding="utf-8").splitlines())
-    return [line for line in lines if line]
-
-
 def describe_scoring(summary: dict[str, Any]) -> str:
     top = ", ".join(f"{label} {n}" for label, n in list(summary["top_labels"].items())[:8])
     lines = [
@@ -353,7 +343,10 @@ def describe_scoring(summary: dict[str, Any]) -> str:
         f"  top labels: {top or '-'}; {summary['below_threshold']} below {summary['threshold']:g}",
         f"  scores: {summary['scores']}/",
     ]
-    lines += [f"  unscored: {f['track_id']} {f['uri']}: {f['reason']}" for f in summary["failures"]]
+    shown = summary["failures"][:FAILURES_SHOWN]
+    lines += [f"  unscored: {f['track_id']} {f['uri']}: {f['reason']}" for f in shown]
+    if len(summary["failures"]) > len(shown):
+        lines.append(f"  … {len(summary['failures']) - len(shown)} more in {summary['scores']}/_failures.csv")
     return "\n".join(lines)
 
 

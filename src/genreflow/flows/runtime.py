@@ -118,4 +118,20 @@ def run_demo(settings: Settings, *, directory: Path) -> int:
     )
     print(describe_training(trained))
     print(f"production model: {promote(StoreLayout(store, settings.storage_options), 'genre@' + trained['version'])}")
+
+    from genreflow.flows.cli import describe_scoring
+
+    scored = run_score(dataclasses.replace(settings, store=store), model="genre")
+    print(describe_scoring(scored))
+    print(example_rows(scored["scores"]))
     return EXIT_OK
+
+
+def example_rows(folder: str, n: int = 3) -> str:
+    """The first ``n`` rows of a model version's scores, as a person would look at them in pandas."""
+    import pandas as pd
+
+    frame = pd.read_parquet(folder).head(n)
+    columns = ["track_id", "label_top", "prob_top", "top3", "n_windows"]
+    with pd.option_context("display.width", 160, "display.max_colwidth", 60):
+        return f"three example rows of {folder}:\n{frame[columns].to_string(index=False)}"

@@ -14,7 +14,7 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.futures import as_completed
 from tqdm import tqdm
 
-from genreflow.pipeline.scoring.plan import plan_scoring
+from genreflow.pipeline.scoring.plan import MODES, plan_scoring, read_track_ids
 from genreflow.pipeline.scoring.scorers import describe_model, resolve_model
 from genreflow.pipeline.scoring.shard import ScoreShard, ScoreSpec, ShardOutcome
 from genreflow.pipeline.store import StoreLayout, read_manifest
@@ -41,6 +41,8 @@ def score_flow(
     """Score ``tracks`` of the store with ``model`` (``NAME[@VERSION]``, a registered model's
     production version by default, or a zero-shot tagger) and write its Parquet files.
 
+    ``tracks`` is ``new``, ``all``, the URI of a file of track ids, or a list of ids.
+
     Returns a summary: counts, top-label distribution, low-confidence count, failures, files, timings.
     """
     started = time.perf_counter()
@@ -50,6 +52,8 @@ def score_flow(
     scores = ScoresLayout(out or layout.scores, dict(storage_options or {}))
     spec = ScoreSpec(scores, full_track=full_track, hop_s=hop_s, batch_size=batch_size, threshold=threshold)
 
+    if isinstance(tracks, str) and tracks not in MODES:
+        tracks = read_track_ids(tracks, storage_options=storage_options)
     plan = plan_scoring(
         read_manifest(layout), scored_tracks(scores, ref.name, ref.version), feature_sets=info.inputs, tracks=tracks
     )

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import pandas as pd
 
 from ..errors import ParameterError
-from ..store import latest_rows
+from ..store import current_tracks
 from ..store.scores import shard_of
+from ..uri import filesystem
 from .shard import ScoreShard, TrackToScore
 
 MODES = ("new", "all")
@@ -26,6 +28,21 @@ class ScorePlan:
     @property
     def n_tracks(self) -> int:
         return sum(len(s.tracks) for s in self.shards)
+
+
+def read_track_ids(uri: str, *, storage_options: Mapping[str, Any] | None = None) -> list[str]:
+    """Track ids from a text file (local or remote): one per line, blank lines and ``#`` comments skipped.
+
+    Raises
+    ------
+    ParameterError
+        The file does not exist.
+    """
+    fs, path = filesystem(uri, storage_options)
+    if not fs.isfile(path):
+        raise ParameterError(f"tracks must be {' or '.join(MODES)} or a file of track ids; {uri} is none")
+    lines = (line.split("#", 1)[0].strip() for line in fs.cat_file(path).decode("utf-8").splitlines())
+    return [line for line in lines if line]
 
 
 def plan_scoring(
@@ -52,12 +69,13 @@ def plan_scoring(
     Notes
     -----
     A track scored again lands in the shard of its current row; its old row in another shard
-    (a changed track gets a new row) is retired, as is the row of a track whose re-ingest failed,
-    so the files always hold at most one row per track.
+    (a changed track gets a new row) is retired, as are the rows of a track whose re-ingest failed
+    and of an id no file has any more (a changed file under a content-hash id), so the files hold
+    one row per current track.
     """
     if isinstance(tracks, str) and tracks not in MODES:
         raise ParameterError(f"tracks must be one of {MODES} or a list of track ids, got {tracks!r}")
-    current = latest_rows(manifest[manifest["status"] != "skipped"], by="track_id")
+    current = current_tracks(manifest)
     failures = []
     if isinstance(tracks, str):
         requested = current
@@ -91,9 +109,9 @@ def plan_scoring(
     for track_id, row in zip(candidates["track_id"], candidates["row"], strict=True):
         if track_id in old_shard.index and old_shard[track_id] != shard_of(row):
             retire.setdefault(int(old_shard[track_id]), []).append(track_id)
-    for track_id in failed["track_id"]:  # a score of content whose latest version failed is stale
-        if track_id in old_shard.index:
-            retire.setdefault(int(old_shard[track_id]), []).append(track_id)
+    stale = set(failed["track_id"]) | (set(old_shard.index) - set(current["track_id"]))
+    for track_id in sorted(stale & set(old_shard.index)):  # content that failed its re-ingest, or is gone
+        retire.setdefault(int(old_shard[track_id]), []).append(track_id)
 
     by_shard: dict[int, list[TrackToScore]] = {}
     for r in candidates.sort_values("row").itertuples():

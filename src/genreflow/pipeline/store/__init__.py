@@ -10,7 +10,7 @@
 
 from .features import FeatureStore, FeatureWriter, RowRange, open_features, read_rows, store_attrs
 from .layout import StoreLayout
-from .manifest import MANIFEST_SCHEMA, latest_rows, read_manifest, write_manifest_part
+from .manifest import MANIFEST_SCHEMA, current_tracks, latest_rows, read_manifest, write_manifest_part
 from .parquet import read_parquet_dir, write_parquet_atomic
 
 __all__ = [
@@ -19,6 +19,7 @@ __all__ = [
     "FeatureWriter",
     "RowRange",
     "StoreLayout",
+    "current_tracks",
     "latest_rows",
     "open_features",
     "read_manifest",

@@ -70,6 +70,16 @@ def latest_rows(manifest: pd.DataFrame, *, by: str = "uri") -> pd.DataFrame:
     return manifest.drop_duplicates(subset=by, keep="last").reset_index(drop=True)
 
 
+def current_tracks(manifest: pd.DataFrame) -> pd.DataFrame:
+    """Each track's current row: the newest row of every file, then the newest per ``track_id``.
+
+    ``skipped`` rows (the same content already stored under another name) are not tracks of their
+    own, and an id no file has any more (an edited file under a content-hash id) is not current.
+    """
+    attempts = manifest[manifest["status"] != "skipped"]
+    return latest_rows(latest_rows(attempts, by="uri"), by="track_id")
+
+
 def _nullable_types(arrow_type: pa.DataType) -> Any:
     if pa.types.is_string(arrow_type):
         return pd.StringDtype()

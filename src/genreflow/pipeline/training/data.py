@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ParameterError
-from ..store import StoreLayout, latest_rows, open_features, read_manifest, store_attrs
+from ..store import StoreLayout, current_tracks, open_features, read_manifest, store_attrs
 
 SPLITS = ("train", "valid", "test")
 _SPLIT_ALIASES = {"training": "train", "train": "train", "validation": "valid", "valid": "valid", "test": "test"}
@@ -56,7 +56,7 @@ def labelled_tracks(
     manifest = read_manifest(layout)
     if manifest.empty:
         raise ParameterError(f"{layout.root}: the store has no tracks yet (run `genreflow ingest`)")
-    tracks = latest_rows(manifest, by="track_id")
+    tracks = current_tracks(manifest)
     has_sets = tracks["feature_sets"].map(lambda names: set(feature_sets) <= set(names))
     tracks = tracks[(tracks["status"] == "ok") & tracks["label"].notna() & has_sets].reset_index(drop=True)
     classes = tuple(sorted(tracks["label"].unique()))

@@ -1,0 +1,76 @@
+"""``genreflow bench score``: bare ``model.predict`` against the scoring flow on the same patches,
+from the store and from the audio (``--full-track``), in one run."""
+
+from __future__ import annotations
+
+import dataclasses
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from genreflow.infra.settings import Settings
+
+MODEL = "musicnn-msd-tags"  # the musicnn-msd backbone the default genre model is built on; needs no training
+BATCH = 64
+
+
+def bench_score(settings: Settings, *, tracks: int, seconds: float, directory: Path | None) -> str:
+    """Patches/s of bare ``predict``, then tracks/s and patches/s of the flow from the store and from
+    audio; the flow's overhead is its whole wall time (cluster start included) over bare ``predict``'s."""
+    from genreflow.flows.bench import _make_clips
+    from genreflow.flows.runtime import prepare, run_ingest, run_score
+
+    prepare(settings)
+    workdir = Path(directory or tempfile.mkdtemp(prefix="genreflow-bench-score-"))
+    _make_clips(workdir / "clips", tracks, seconds)
+    store = str(workdir / "store")
+    run_ingest(settings, source=str(workdir / "clips"), store=store, dataset="unlabelled",
+               feature_sets=["musicnn96"], show_progress=False)  # fmt: skip
+    patches_per_s, n_patches = bare_predict(store)
+
+    runs = {}
+    for mode, full_track in (("store", False), ("full-track", True)):
+        started = time.perf_counter()
+        summary = run_score(
+            dataclasses.replace(settings), store=store, model=MODEL, tracks="all", full_track=full_track,
+            out=str(workdir / f"scores-{mode}"), batch_size=BATCH, show_progress=False,
+        )  # fmt: skip
+        runs[mode] = (time.perf_counter() - started, summary)
+    store_s = runs["store"][0]
+    bare_s = n_patches / patches_per_s
+    workers = settings.workers if not settings.dask_address else "cluster"
+    return "\n".join(
+        [
+            f"genreflow bench score: {tracks} MP3 clips of {seconds:g} s, {MODEL}, batch {BATCH}, workers {workers}",
+            f"  bare model.predict on the store's {n_patches} patches: {patches_per_s:.1f} patches/s ({bare_s:.1f} s)",
+            *(_flow_line(mode, wall_s, summary) for mode, (wall_s, summary) in runs.items()),
+            f"  flow overhead over bare predict: {100 * (store_s / bare_s - 1):+.0f} % (target: within 20 %)",
+        ]
+    )
+
+
+def _flow_line(mode: str, wall_s: float, summary: dict[str, Any]) -> str:
+    return (
+        f"  score flow, {mode:10s}: {summary['scored'] / wall_s:6.2f} tracks/s, {summary['n_patches'] / wall_s:6.1f} "
+        f"patches/s ({summary['n_patches']} windows, {wall_s:.1f} s, {summary['compute_s']:.1f} s in tasks)"
+    )
+
+
+def bare_predict(store: str) -> tuple[float, int]:
+    """Patches/s of ``model.predict`` on every stored patch of every track, held in memory, after a warm-up."""
+    from genreflow.pipeline.scoring.scorers import load_scorer, resolve_model
+    from genreflow.pipeline.store import StoreLayout, current_tracks, read_manifest
+    from genreflow.pipeline.training.data import PatchReader
+
+    layout = StoreLayout(store)
+    scorer = load_scorer(layout, resolve_model(layout, MODEL))
+    reader = PatchReader(layout, scorer.info)
+    tracks = current_tracks(read_manifest(layout)).query("status == 'ok'")
+    patches = np.concatenate([reader.all_patches(int(r.row), float(r.valid_s))[0] for r in tracks.itertuples()])
+    scorer.model.predict(patches[:BATCH], batch_size=BATCH, verbose=0)  # trace once, outside the timing
+    started = time.perf_counter()
+    scorer.model.predict(patches, batch_size=BATCH, verbose=0)
+    return len(patches) / (time.perf_counter() - started), len(patches)
