@@ -101,7 +101,7 @@ def test_plan_scores_new_and_changed_tracks_and_retires_moved_rows():
     manifest = pd.concat([manifest, edited], ignore_index=True).sort_values("ingested_at", kind="stable")
     scored = _scored([("kept", 0, T0 + day), ("moved", 0, T0 + day), ("broken", 0, T0 - day), ("sha256:old", 0, T0)])
     plan = plan_scoring(manifest, scored, feature_sets=["musicnn96"])
-    found = [(s.index, [t.track_id for t in s.tracks]) for s in plan.shards]
+    found = [(c.shard, [t.track_id for t in c.tracks]) for c in plan.chunks]
     assert found == [(0, ["sha256:new"]), (1, ["fresh", "moved"])]
     # moved to shard 1; content that now fails; an edited file's old content id
     assert plan.retire == {0: ["moved", "broken", "sha256:old"]}
@@ -110,10 +110,12 @@ def test_plan_scores_new_and_changed_tracks_and_retires_moved_rows():
     assert "dupe" not in reasons  # a skipped duplicate is not a track of its own
 
     everything = plan_scoring(manifest, scored, feature_sets=["musicnn96"], tracks="all")
-    assert sorted(t.track_id for s in everything.shards for t in s.tracks) == ["fresh", "kept", "moved", "sha256:new"]
+    assert sorted(t.track_id for s in everything.chunks for t in s.tracks) == ["fresh", "kept", "moved", "sha256:new"]
     listed = plan_scoring(manifest, scored, feature_sets=["musicnn96"], tracks=["kept", "nope"])
-    assert [t.track_id for s in listed.shards for t in s.tracks] == ["kept"]
+    assert [t.track_id for s in listed.chunks for t in s.tracks] == ["kept"]
     assert listed.failures.set_index("track_id").loc["nope", "reason"] == "not in the store's manifest"
+    chunked = plan_scoring(manifest, scored, feature_sets=["musicnn96"], tracks="all", chunk_size=1)
+    assert [(c.index, c.shard, len(c.tracks)) for c in chunked.chunks] == [(0, 0, 1), (1, 0, 1), (2, 1, 1), (3, 1, 1)]
     with pytest.raises(ParameterError, match="tracks must be"):
         plan_scoring(manifest, scored, feature_sets=["musicnn96"], tracks="everything")
 

@@ -93,6 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--hop-s", type=float, default=None, help="full-track window hop (default half a window)")
     score.add_argument("--out", default=None, help="scores root, folder or s3:// (default <store>/scores)")
     score.add_argument("--batch-size", type=int, default=64)
+    score.add_argument("--chunk-size", type=int, default=None, help="tracks per task (default: about 8 tasks, 16-256)")
     score.add_argument("--threshold", type=float, default=0.5, help="report tracks whose top probability is lower")
     score.add_argument("--json", action="store_true", help="print the run summary as JSON")
     _add_runtime_flags(score)
@@ -329,6 +330,7 @@ def _score(args: argparse.Namespace) -> int:
         hop_s=args.hop_s,
         out=args.out,
         batch_size=args.batch_size,
+        chunk_size=args.chunk_size,
         threshold=args.threshold,
     )
     print(json.dumps(summary, indent=2, default=str) if args.json else describe_scoring(summary))

@@ -30,6 +30,10 @@ def run_score(settings: Settings, *, store: str | None = None, **params: Any) ->
     prepare(settings)
     from genreflow.flows.score import score_flow
 
+    if not settings.dask_address:  # local workers share this host's cores
+        from genreflow.infra.devices import cpu_threads_per_worker
+
+        params.setdefault("threads", cpu_threads_per_worker(settings.workers))
     flow = _on_dask(settings, score_flow)
     return flow(store or settings.store, storage_options=settings.storage_options, **params)
 

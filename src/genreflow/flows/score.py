@@ -1,4 +1,4 @@
-"""``genreflow score``: plan → retire superseded rows → map shard tasks → failures table → report."""
+"""``genreflow score``: plan → retire superseded rows → map chunk tasks, write each file → failures → report."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from prefect import flow, unmapped
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
@@ -15,11 +16,11 @@ from prefect.futures import as_completed
 from tqdm import tqdm
 
 from genreflow.pipeline.scoring.plan import MODES, plan_scoring, read_track_ids
-from genreflow.pipeline.scoring.scorers import describe_model, resolve_model
-from genreflow.pipeline.scoring.shard import ScoreShard, ScoreSpec, ShardOutcome
+from genreflow.pipeline.scoring.scorers import ModelInfo, describe_model, resolve_model
+from genreflow.pipeline.scoring.shard import ChunkScores, ScoreChunk, ScoreSpec
 from genreflow.pipeline.store import StoreLayout, read_manifest
 from genreflow.pipeline.store.scores import ScoresLayout, read_failures, scored_tracks, write_failures
-from genreflow.tasks.score import retire_scores, score_shard_task
+from genreflow.tasks.score import retire_scores, score_chunk_task, write_scores
 
 DEFAULT_MODEL = "genre"
 
@@ -34,15 +35,17 @@ def score_flow(
     out: str | None = None,
     hop_s: float | None = None,
     batch_size: int = 64,
+    chunk_size: int | None = None,
     threshold: float = 0.5,
+    threads: int | None = None,
     storage_options: Mapping[str, Any] | None = None,
     show_progress: bool = True,
 ) -> dict[str, Any]:
     """Score ``tracks`` of the store with ``model`` (``NAME[@VERSION]``, a registered model's
     production version by default, or a zero-shot tagger) and write its Parquet files.
 
-    ``tracks`` is ``new``, ``all``, the URI of a file of track ids, or a list of ids.
-
+    ``tracks`` is ``new``, ``all``, the URI of a file of track ids, or a list of ids. ``threads``
+    caps the model's CPU threads in each worker process (local workers split the cores).
     Returns a summary: counts, top-label distribution, low-confidence count, failures, files, timings.
     """
     started = time.perf_counter()
@@ -50,20 +53,24 @@ def score_flow(
     ref = resolve_model(layout, model)
     info = describe_model(layout, ref)
     scores = ScoresLayout(out or layout.scores, dict(storage_options or {}))
-    spec = ScoreSpec(scores, full_track=full_track, hop_s=hop_s, batch_size=batch_size, threshold=threshold)
-
+    spec = ScoreSpec(full_track=full_track, hop_s=hop_s, batch_size=batch_size, threads=threads)
     if isinstance(tracks, str) and tracks not in MODES:
         tracks = read_track_ids(tracks, storage_options=storage_options)
     plan = plan_scoring(
-        read_manifest(layout), scored_tracks(scores, ref.name, ref.version), feature_sets=info.inputs, tracks=tracks
+        read_manifest(layout),
+        scored_tracks(scores, ref.name, ref.version),
+        feature_sets=info.inputs,
+        tracks=tracks,
+        chunk_size=chunk_size,
     )
     planned_s = time.perf_counter() - started
-    retired = retire_scores(plan.retire, spec, layout, ref) if plan.retire else 0
-    outcomes, crashed = _run_shards(plan.shards, spec, layout, ref, show_progress=show_progress)
+    retired = retire_scores(scores, info, plan.retire) if plan.retire else 0
+    results, crashed = _run_chunks(plan.chunks, spec, layout, scores, info, show_progress=show_progress)
 
-    attempted = [f for o in outcomes for f in o.failures] + crashed
-    failures = _current_failures(scores, ref, plan.failures, attempted, scored=plan.shards)
-    top_labels = sum((Counter(o.top_labels) for o in outcomes), Counter())
+    attempted = [f for r in results for f in r.failures] + crashed
+    failures = _current_failures(scores, ref, plan.failures, attempted, planned=plan.chunks)
+    probabilities = np.concatenate([r.probabilities for r in results]) if results else np.zeros((0, len(info.labels)))
+    top_labels = Counter(info.labels[i] for i in probabilities.argmax(axis=1))
     summary = {
         "model": ref.name,
         "version": ref.version,
@@ -72,43 +79,58 @@ def score_flow(
         "store": store,
         "scores": scores.version_dir(ref.name, ref.version),
         "selected": plan.n_tracks,
-        "scored": sum(o.scored for o in outcomes),
+        "scored": len(probabilities),
         "failed": len(attempted),
         "unscorable": len(plan.failures),
         "failures": failures.to_dict("records"),
         "retired": retired,
         "top_labels": dict(top_labels.most_common()),
-        "below_threshold": sum(o.below_threshold for o in outcomes),
+        "below_threshold": int((probabilities.max(axis=1, initial=0.0) < threshold).sum()),
         "threshold": threshold,
-        "n_patches": sum(o.n_patches for o in outcomes),
+        "n_patches": sum(r.n_patches for r in results),
+        "tasks": len(plan.chunks),
         "plan_s": planned_s,
-        "compute_s": sum(o.seconds for o in outcomes),
+        "compute_s": sum(r.seconds for r in results),
         "wall_s": time.perf_counter() - started,
     }
     _publish(summary)
     return summary
 
 
-def _run_shards(
-    shards: list[ScoreShard], spec: ScoreSpec, layout: StoreLayout, ref: Any, *, show_progress: bool
-) -> tuple[list[ShardOutcome], list[dict[str, str]]]:
-    """Map the shard task; a shard that fails after its retry lists its tracks as failures."""
-    futures = score_shard_task.map(shards, spec=unmapped(spec), layout=unmapped(layout), ref=unmapped(ref))
-    shard_of = {id(future): shard for future, shard in zip(futures, shards, strict=True)}
-    outcomes: list[ShardOutcome] = []
+def _run_chunks(
+    chunks: list[ScoreChunk],
+    spec: ScoreSpec,
+    layout: StoreLayout,
+    scores: ScoresLayout,
+    info: ModelInfo,
+    *,
+    show_progress: bool,
+) -> tuple[list[ChunkScores], list[dict[str, str]]]:
+    """Map the chunk task; write each shard's file as soon as its last chunk is back. A chunk that
+    fails after its retry lists its tracks as failures; the file still gets the other chunks' rows."""
+    futures = score_chunk_task.map(chunks, spec=unmapped(spec), layout=unmapped(layout), ref=unmapped(info.ref))
+    chunk_of = {id(future): chunk for future, chunk in zip(futures, chunks, strict=True)}
+    waiting = Counter(chunk.shard for chunk in chunks)
+    done: dict[int, list[ChunkScores]] = {}
+    results: list[ChunkScores] = []
     crashed: list[dict[str, str]] = []
-    total = sum(len(s.tracks) for s in shards)
+    scored_at = datetime.now(UTC)
+    total = sum(len(c.tracks) for c in chunks)
     with tqdm(total=total, unit="track", desc="score", disable=None if show_progress else True) as bar:
         for future in as_completed(futures):
-            shard = shard_of[id(future)]
+            chunk = chunk_of[id(future)]
             outcome = future.result(raise_on_failure=False)
-            if isinstance(outcome, ShardOutcome):
-                outcomes.append(outcome)
+            if isinstance(outcome, ChunkScores):
+                done.setdefault(chunk.shard, []).append(outcome)
+                results.append(outcome)
             else:
-                crashed += [{"track_id": t.track_id, "uri": t.uri, "reason": f"shard failed: {outcome}"}
-                            for t in shard.tracks]  # fmt: skip
-            bar.update(len(shard.tracks))
-    return outcomes, crashed
+                crashed += [{"track_id": t.track_id, "uri": t.uri, "reason": f"task failed: {outcome}"}
+                            for t in chunk.tracks]  # fmt: skip
+            waiting[chunk.shard] -= 1
+            if waiting[chunk.shard] == 0 and done.get(chunk.shard):
+                write_scores(scores, info, chunk.shard, sorted(done.pop(chunk.shard), key=lambda r: r.index), scored_at)
+            bar.update(len(chunk.tracks))
+    return results, crashed
 
 
 def _current_failures(
@@ -117,13 +139,13 @@ def _current_failures(
     unscorable: pd.DataFrame,
     attempted: list[dict[str, str]],
     *,
-    scored: list[ScoreShard],
+    planned: list[ScoreChunk],
 ) -> pd.DataFrame:
     """The version's failures table after this run: earlier failures not resolved by it, plus its own."""
     now = datetime.now(UTC).isoformat()
     fresh = pd.concat([unscorable, pd.DataFrame(attempted, columns=["track_id", "uri", "reason"])], ignore_index=True)
     fresh = fresh.assign(failed_at=now).drop_duplicates("track_id", keep="last")
-    succeeded = {t.track_id for s in scored for t in s.tracks} - {f["track_id"] for f in attempted}
+    succeeded = {t.track_id for c in planned for t in c.tracks} - {f["track_id"] for f in attempted}
     earlier = read_failures(scores, ref.name, ref.version)
     earlier = earlier[~earlier["track_id"].isin(succeeded | set(fresh["track_id"]))]
     table = pd.concat([earlier, fresh], ignore_index=True).sort_values("track_id").reset_index(drop=True)

@@ -1,38 +1,46 @@
-"""Scoring tasks: retire superseded rows, and score one shard (its file rewritten whole, so a retry
-or a re-run gives the same file)."""
+"""Scoring tasks: retire superseded rows, score one chunk (on a worker), write one shard's file
+(in the flow: the only writer; a rewrite of the same rows gives the same file, so it is retried)."""
 
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
+from datetime import datetime
 
 from prefect import task
 from prefect.cache_policies import NONE
 
+from genreflow.infra.devices import limit_cpu_threads
 from genreflow.pipeline.registry import ModelRef
-from genreflow.pipeline.scoring.scorers import Scorer, describe_model, load_scorer
-from genreflow.pipeline.scoring.shard import ScoreShard, ScoreSpec, ShardOutcome, score_shard
+from genreflow.pipeline.scoring.scorers import ModelInfo, Scorer, load_scorer
+from genreflow.pipeline.scoring.shard import ChunkScores, ScoreChunk, ScoreSpec, score_chunk, write_shard
 from genreflow.pipeline.store import StoreLayout
-from genreflow.pipeline.store.scores import rewrite_part, scores_schema
+from genreflow.pipeline.store.scores import ScoresLayout, rewrite_part, scores_schema
 
 
 @functools.lru_cache(maxsize=2)
-def _scorer(layout: StoreLayout, ref: ModelRef) -> Scorer:
-    """One model load per worker process and version, however many shards it scores."""
+def _scorer(layout: StoreLayout, ref: ModelRef, threads: int | None) -> Scorer:
+    """One model load per worker process and version, however many chunks it scores."""
+    limit_cpu_threads(threads)
     return load_scorer(layout, ref)
 
 
-@task(
-    name="score-shard", retries=1, retry_delay_seconds=[5], cache_policy=NONE, task_run_name="score-shard-{shard.index}"
-)
-def score_shard_task(shard: ScoreShard, spec: ScoreSpec, layout: StoreLayout, ref: ModelRef) -> ShardOutcome:
-    return score_shard(shard, spec, layout, _scorer(layout, ref))
+@task(name="score-chunk", retries=1, retry_delay_seconds=[5], cache_policy=NONE, task_run_name="score-{chunk.index}")
+def score_chunk_task(chunk: ScoreChunk, spec: ScoreSpec, layout: StoreLayout, ref: ModelRef) -> ChunkScores:
+    return score_chunk(chunk, spec, layout, _scorer(layout, ref, spec.threads))
+
+
+@task(name="write-scores", retries=2, retry_delay_seconds=[2, 10], cache_policy=NONE, task_run_name="write-{shard}")
+def write_scores(
+    scores: ScoresLayout, info: ModelInfo, shard: int, chunks: Sequence[ChunkScores], scored_at: datetime
+) -> int:
+    return write_shard(scores, info, shard, chunks, scored_at=scored_at)
 
 
 @task(name="retire-scores", retries=2, retry_delay_seconds=[2, 10], cache_policy=NONE)
-def retire_scores(retire: dict[int, list[str]], spec: ScoreSpec, layout: StoreLayout, ref: ModelRef) -> int:
-    """Drop the rows of tracks that moved shard or no longer score, before any shard is rewritten."""
-    info = describe_model(layout, ref)
-    schema = scores_schema(ref.name, ref.version, info.labels)
+def retire_scores(scores: ScoresLayout, info: ModelInfo, retire: dict[int, list[str]]) -> int:
+    """Drop the rows of tracks that moved shard or no longer score, before any file gets new rows."""
+    schema = scores_schema(info.ref.name, info.ref.version, info.labels)
     for shard, track_ids in sorted(retire.items()):
-        rewrite_part(spec.scores, ref.name, ref.version, shard, schema=schema, drop=track_ids)
+        rewrite_part(scores, info.ref.name, info.ref.version, shard, schema=schema, drop=track_ids)
     return sum(len(ids) for ids in retire.values())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -12,22 +13,24 @@ from ..errors import ParameterError
 from ..store import current_tracks
 from ..store.scores import shard_of
 from ..uri import filesystem
-from .shard import ScoreShard, TrackToScore
+from .shard import ScoreChunk, TrackToScore
 
 MODES = ("new", "all")
+CHUNKS_PER_RUN = 8  # enough tasks to keep a few workers evenly busy
+CHUNK_LIMITS = (16, 256)  # tracks per task: Prefect's per-task cost stays small, retries stay cheap
 
 
 @dataclass(frozen=True)
 class ScorePlan:
-    """Shards to score, rows to retire beforehand (shard → track ids), and unscorable tracks."""
+    """Chunks to score, rows to retire beforehand (shard → track ids), and unscorable tracks."""
 
-    shards: list[ScoreShard]
+    chunks: list[ScoreChunk]
     retire: dict[int, list[str]]
     failures: pd.DataFrame  # track_id, uri, reason
 
     @property
     def n_tracks(self) -> int:
-        return sum(len(s.tracks) for s in self.shards)
+        return sum(len(c.tracks) for c in self.chunks)
 
 
 def read_track_ids(uri: str, *, storage_options: Mapping[str, Any] | None = None) -> list[str]:
@@ -51,6 +54,7 @@ def plan_scoring(
     *,
     feature_sets: Sequence[str],
     tracks: str | Sequence[str] = "new",
+    chunk_size: int | None = None,
 ) -> ScorePlan:
     """Plan a run from the manifest and the model version's scored tracks.
 
@@ -65,6 +69,9 @@ def plan_scoring(
     tracks : {"new", "all"} or sequence of str
         ``new``: tracks never scored by this version, or re-ingested since; ``all``: every track;
         else these track ids (unknown ones become failures).
+    chunk_size : int, optional
+        Tracks per task (default: the run split into about :data:`CHUNKS_PER_RUN`, within
+        :data:`CHUNK_LIMITS`). A chunk never spans two score files.
 
     Notes
     -----
@@ -116,5 +123,12 @@ def plan_scoring(
     by_shard: dict[int, list[TrackToScore]] = {}
     for r in candidates.sort_values("row").itertuples():
         by_shard.setdefault(shard_of(r.row), []).append(TrackToScore(r.track_id, r.uri, int(r.row), float(r.valid_s)))
-    shards = [ScoreShard(index, tuple(members)) for index, members in sorted(by_shard.items())]
-    return ScorePlan(shards, retire, pd.DataFrame(failures, columns=["track_id", "uri", "reason"]))
+    low, high = CHUNK_LIMITS
+    size = chunk_size or min(high, max(low, -(-len(candidates) // CHUNKS_PER_RUN)))
+    chunks = [
+        ScoreChunk(shard, 0, tuple(members[start : start + size]))
+        for shard, members in sorted(by_shard.items())
+        for start in range(0, len(members), size)
+    ]
+    chunks = [dataclasses.replace(chunk, index=i) for i, chunk in enumerate(chunks)]
+    return ScorePlan(chunks, retire, pd.DataFrame(failures, columns=["track_id", "uri", "reason"]))

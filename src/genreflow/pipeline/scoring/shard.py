@@ -1,13 +1,17 @@
-"""One shard's scoring: read or decode its tracks' patches → average per track → rewrite its file."""
+"""Scoring a chunk of tracks (on a worker) and writing one shard's file (by the flow).
+
+Chunks are sized for load balance; files are fixed row ranges. Workers return per-track
+probabilities (a few hundred bytes a track) and the flow, the only writer, rewrites a shard's file
+once all its chunks are back, so no two processes ever write one file.
+"""
 
 from __future__ import annotations
 
 import os
 import time
-from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import Any
+from datetime import datetime
 
 import numpy as np
 
@@ -16,7 +20,7 @@ from ..store import StoreLayout
 from ..store.scores import ScoresLayout, rewrite_part, scores_schema, scores_table
 from ..training.data import PatchReader
 from ..uri import filesystem
-from .scorers import Scorer
+from .scorers import ModelInfo, Scorer
 from .windows import TrackAverager, audio_patches
 
 
@@ -29,53 +33,52 @@ class TrackToScore:
 
 
 @dataclass(frozen=True)
-class ScoreShard:
-    """The tracks of one score file (a fixed range of feature-store rows)."""
+class ScoreChunk:
+    """Tracks one task scores, all from the row range of score file ``shard``."""
 
+    shard: int
     index: int
     tracks: tuple[TrackToScore, ...]
 
 
 @dataclass(frozen=True)
 class ScoreSpec:
-    """What every shard of a run does.
+    """How every chunk of a run is scored.
 
-    ``hop_s`` is the full-track window hop (default half a patch); ``threshold`` the top-label
-    probability under which a track counts as low-confidence in the run's report.
+    ``hop_s`` is the full-track window hop (default half a patch); ``threads`` the CPU threads the
+    model may use in each worker process (None: all cores).
     """
 
-    scores: ScoresLayout
     full_track: bool = False
     hop_s: float | None = None
     batch_size: int = 64
-    threshold: float = 0.5
+    threads: int | None = None
 
 
 @dataclass
-class ShardOutcome:
-    """What a shard task returns: counts for the report, failures with reasons (never arrays)."""
+class ChunkScores:
+    """What a chunk task returns: per-track mean probabilities and failures with reasons."""
 
+    shard: int
     index: int
-    scored: int
-    n_patches: int
+    track_ids: list[str]
+    uris: list[str]
+    n_windows: list[int]
+    probabilities: np.ndarray  # float32 [shape=(n_tracks, n_labels)]
     failures: list[dict[str, str]]
-    top_labels: dict[str, int]
-    below_threshold: int
+    n_patches: int
     seconds: float
     pid: int = field(default_factory=os.getpid)
 
 
-def score_shard(shard: ScoreShard, spec: ScoreSpec, layout: StoreLayout, scorer: Scorer) -> ShardOutcome:
-    """Score every track of ``shard`` and replace its file; a track that fails is reported, not raised.
-
-    Its old rows for the tracks scored are replaced; other rows of the file are kept.
-    """
+def score_chunk(chunk: ScoreChunk, spec: ScoreSpec, layout: StoreLayout, scorer: Scorer) -> ChunkScores:
+    """Mean probabilities of every track of ``chunk``; a track that fails is reported, not raised."""
     started = time.perf_counter()
     info = scorer.info
     averager = TrackAverager(scorer.predict, batch_size=spec.batch_size)
     reader = None if spec.full_track else PatchReader(layout, info)
     failures = []
-    for track in shard.tracks:
+    for track in chunk.tracks:
         try:
             if reader is None:
                 fs, path = filesystem(track.uri, layout.storage_options)
@@ -94,30 +97,38 @@ def score_shard(shard: ScoreShard, spec: ScoreSpec, layout: StoreLayout, scorer:
             averager.discard(track.track_id)
             failures.append(_failure(track, str(error)))
     means = averager.means()
-    scored = [t for t in shard.tracks if t.track_id in means]
-    probabilities = np.stack([means[t.track_id] for t in scored]) if scored else np.zeros((0, len(info.labels)))
-    schema = scores_schema(info.ref.name, info.ref.version, info.labels)
-    table = scores_table(
-        schema,
+    scored = [t for t in chunk.tracks if t.track_id in means]
+    return ChunkScores(
+        shard=chunk.shard,
+        index=chunk.index,
         track_ids=[t.track_id for t in scored],
         uris=[t.uri for t in scored],
-        feature_set=info.feature_set,
-        scored_at=datetime.now(UTC),
         n_windows=[averager.counts[t.track_id] for t in scored],
-        probabilities=probabilities,
-    )
-    if scored:
-        rewrite_part(spec.scores, info.ref.name, info.ref.version, shard.index, schema=schema, new_rows=table)
-    return ShardOutcome(
-        index=shard.index,
-        scored=len(scored),
-        n_patches=averager.n_patches,
+        probabilities=np.stack([means[t.track_id] for t in scored]) if scored else np.zeros((0, len(info.labels))),
         failures=failures,
-        top_labels=dict(Counter(table["label_top"].to_pylist())),
-        below_threshold=int((probabilities.max(axis=1, initial=0.0) < spec.threshold).sum()),
+        n_patches=averager.n_patches,
         seconds=time.perf_counter() - started,
     )
 
 
-def _failure(track: TrackToScore, reason: str) -> dict[str, Any]:
+def write_shard(
+    scores: ScoresLayout, info: ModelInfo, shard: int, chunks: Sequence[ChunkScores], *, scored_at: datetime
+) -> int:
+    """Replace the rows of the tracks in ``chunks`` in file ``shard``; returns the rows written."""
+    schema = scores_schema(info.ref.name, info.ref.version, info.labels)
+    table = scores_table(
+        schema,
+        track_ids=[t for c in chunks for t in c.track_ids],
+        uris=[u for c in chunks for u in c.uris],
+        feature_set=info.feature_set,
+        scored_at=scored_at,
+        n_windows=[n for c in chunks for n in c.n_windows],
+        probabilities=np.concatenate([c.probabilities for c in chunks]),
+    )
+    if table.num_rows:
+        rewrite_part(scores, info.ref.name, info.ref.version, shard, schema=schema, new_rows=table)
+    return table.num_rows
+
+
+def _failure(track: TrackToScore, reason: str) -> dict[str, str]:
     return {"track_id": track.track_id, "uri": track.uri, "reason": reason}
