@@ -29,7 +29,7 @@ def bench_score(settings: Settings, *, tracks: int, seconds: float, directory: P
     store = str(workdir / "store")
     run_ingest(settings, source=str(workdir / "clips"), store=store, dataset="unlabelled",
                feature_sets=["musicnn96"], show_progress=False)  # fmt: skip
-    patches_per_s, n_patches = bare_predict(store)
+    first_rate, n_patches = bare_predict(store)
 
     runs = {}
     for mode, full_track in (("store", False), ("full-track", True)):
@@ -39,13 +39,16 @@ def bench_score(settings: Settings, *, tracks: int, seconds: float, directory: P
             out=str(workdir / f"scores-{mode}"), batch_size=BATCH, show_progress=False,
         )  # fmt: skip
         runs[mode] = (time.perf_counter() - started, summary)
+    last_rate, _ = bare_predict(store)  # again after the flows: this machine's speed drifts between runs
+    patches_per_s = (first_rate + last_rate) / 2
     store_s = runs["store"][0]
     bare_s = n_patches / patches_per_s
     workers = settings.workers if not settings.dask_address else "cluster"
     return "\n".join(
         [
             f"genreflow bench score: {tracks} MP3 clips of {seconds:g} s, {MODEL}, batch {BATCH}, workers {workers}",
-            f"  bare model.predict on the store's {n_patches} patches: {patches_per_s:.1f} patches/s ({bare_s:.1f} s)",
+            f"  bare model.predict on the store's {n_patches} patches: {patches_per_s:.1f} patches/s ({bare_s:.1f} s; "
+            f"{first_rate:.1f} before the flows, {last_rate:.1f} after)",
             *(_flow_line(mode, wall_s, summary) for mode, (wall_s, summary) in runs.items()),
             f"  flow overhead over bare predict: {100 * (store_s / bare_s - 1):+.0f} % (target: within 20 %)",
         ]
@@ -55,7 +58,8 @@ def bench_score(settings: Settings, *, tracks: int, seconds: float, directory: P
 def _flow_line(mode: str, wall_s: float, summary: dict[str, Any]) -> str:
     return (
         f"  score flow, {mode:10s}: {summary['scored'] / wall_s:6.2f} tracks/s, {summary['n_patches'] / wall_s:6.1f} "
-        f"patches/s ({summary['n_patches']} windows, {wall_s:.1f} s, {summary['compute_s']:.1f} s in tasks)"
+        f"patches/s ({summary['n_patches']} windows in {wall_s:.1f} s; {summary['tasks']} tasks, "
+        f"{summary['compute_s']:.1f} s inside them)"
     )
 
 
