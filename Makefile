@@ -29,7 +29,7 @@ lint: setup
 bench: setup
 	$(BIN)/genreflow bench ingest --tracks 2000
 	$(BIN)/genreflow bench train
-	$(BIN)/genreflow bench score --tracks 400
+	$(BIN)/genreflow bench score --tracks 1000
 
 clean:
 	rm -rf demo-output .pytest_cache

@@ -141,7 +141,8 @@ def test_registered_model_scores_only_new_and_changed_tracks(tmp_path, settings)
     assert _ingest(settings, source, store, dataset="folder")["counts"] == {"ok": 4}
     spec = _register_pooling_model(StoreLayout(str(store)), ["jazz", "rock"])
 
-    first = _score(settings, str(store))  # the default: genre, its production version
+    first = _score(settings, str(store), chunk_size=2)  # the default model: genre, its production version
+    assert first["tasks"] == 2  # two chunks of one file: the flow writes it once both are back
     assert first["scored"] == 4 and f"{first['model']}@{first['version']}" == spec and first["kind"] == "classes"
     scores_dir = Path(first["scores"])
     old = pq.read_table(scores_dir / "part-000000.parquet").to_pandas().set_index("uri")

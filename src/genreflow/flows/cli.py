@@ -93,7 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--hop-s", type=float, default=None, help="full-track window hop (default half a window)")
     score.add_argument("--out", default=None, help="scores root, folder or s3:// (default <store>/scores)")
     score.add_argument("--batch-size", type=int, default=64)
-    score.add_argument("--chunk-size", type=int, default=None, help="tracks per task (default: about 8 tasks, 16-256)")
+    score.add_argument("--chunk-size", type=int, default=None, help="tracks per task (default: about 8 tasks, 64-256)")
     score.add_argument("--threshold", type=float, default=0.5, help="report tracks whose top probability is lower")
     score.add_argument("--json", action="store_true", help="print the run summary as JSON")
     _add_runtime_flags(score)

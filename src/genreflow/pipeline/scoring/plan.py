@@ -17,7 +17,7 @@ from .shard import ScoreChunk, TrackToScore
 
 MODES = ("new", "all")
 CHUNKS_PER_RUN = 8  # enough tasks to keep a few workers evenly busy
-CHUNK_LIMITS = (16, 256)  # tracks per task: Prefect's per-task cost stays small, retries stay cheap
+CHUNK_LIMITS = (64, 256)  # tracks per task: enough work to pay for a worker loading the model, retries stay cheap
 
 
 @dataclass(frozen=True)

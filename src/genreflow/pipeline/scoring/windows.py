@@ -73,9 +73,7 @@ class TrackAverager:
             else:
                 self._pending.pop(0)
         batch = [np.concatenate(parts) for parts in zip(*taken, strict=True)]
-        if size < self.batch_size:  # pad the last batch: a new batch shape would trace the model again (~3 s)
-            batch = [np.concatenate([b, np.zeros((self.batch_size - size, *b.shape[1:]), b.dtype)]) for b in batch]
-        probabilities = self.predict(batch)[:size]
+        probabilities = self.predict(batch)
         self._pending_patches -= size
         self.n_patches += size
         for key, row in zip(owners, probabilities, strict=True):
