@@ -28,6 +28,9 @@ def quiet_loggers() -> None:
     """Lower chatty libraries to warnings; call again after Prefect configures logging on import."""
     for name in ("distributed", "prefect", "numba", "botocore", "s3fs", "urllib3", "httpx"):
         logging.getLogger(name).setLevel(logging.WARNING)
+    # A worker that loaded TensorFlow can take over 4 s to exit when a run ends; the nanny then kills it
+    # and warns. Harmless: every result is back by then.
+    logging.getLogger("distributed.nanny").setLevel(logging.ERROR)
     # TensorFlow warns about tf.function retracing when evaluation batches differ in size: expected here.
     for name in ("tensorflow", "absl"):
         logging.getLogger(name).setLevel(logging.ERROR)
