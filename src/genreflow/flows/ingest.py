@@ -7,9 +7,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from prefect import flow, unmapped
-from prefect.futures import as_completed
-from tqdm import tqdm
 
+from genreflow.flows.mapping import as_they_finish
 from genreflow.pipeline.audio import ClipWindow
 from genreflow.pipeline.datasets import DEFAULT_WINDOW_S
 from genreflow.pipeline.errors import StoreError
@@ -121,19 +120,13 @@ def _run_shards(
     """Map the shard task over the cluster; a shard that fails after its retries leaves its tracks
     unprocessed (selected again next run) instead of stopping the others."""
     futures = extract_shard.map(shards, spec=unmapped(spec), layout=unmapped(layout))
-    shard_of = {id(future): shard for future, shard in zip(futures, shards, strict=True)}
     results: list[ShardResult] = []
     unprocessed: list[dict[str, Any]] = []
-    total = sum(len(shard.tracks) for shard in shards)
-    with tqdm(total=total, unit="track", desc="ingest", disable=None if show_progress else True) as bar:
-        for future in as_completed(futures):
-            shard = shard_of[id(future)]
-            outcome = future.result(raise_on_failure=False)
-            if isinstance(outcome, ShardResult):
-                results.append(outcome)
-            else:
-                unprocessed += [{"uri": t.uri, "reason": f"shard failed: {outcome}"} for t in shard.tracks]
-            bar.update(len(shard.tracks))
+    for shard, outcome in as_they_finish(futures, shards, desc="ingest", show_progress=show_progress):
+        if isinstance(outcome, ShardResult):
+            results.append(outcome)
+        else:
+            unprocessed += [{"uri": t.uri, "reason": f"shard failed: {outcome}"} for t in shard.tracks]
     return results, unprocessed
 
 

@@ -12,9 +12,8 @@ import numpy as np
 import pandas as pd
 from prefect import flow, unmapped
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
-from prefect.futures import as_completed
-from tqdm import tqdm
 
+from genreflow.flows.mapping import as_they_finish
 from genreflow.pipeline.scoring.plan import MODES, plan_scoring, read_track_ids
 from genreflow.pipeline.scoring.scorers import ModelInfo, describe_model, resolve_model
 from genreflow.pipeline.scoring.shard import ChunkScores, ScoreChunk, ScoreSpec
@@ -109,27 +108,21 @@ def _run_chunks(
     """Map the chunk task; write each shard's file as soon as its last chunk is back. A chunk that
     fails after its retry lists its tracks as failures; the file still gets the other chunks' rows."""
     futures = score_chunk_task.map(chunks, spec=unmapped(spec), layout=unmapped(layout), ref=unmapped(info.ref))
-    chunk_of = {id(future): chunk for future, chunk in zip(futures, chunks, strict=True)}
     waiting = Counter(chunk.shard for chunk in chunks)
     done: dict[int, list[ChunkScores]] = {}
     results: list[ChunkScores] = []
     crashed: list[dict[str, str]] = []
     scored_at = datetime.now(UTC)
-    total = sum(len(c.tracks) for c in chunks)
-    with tqdm(total=total, unit="track", desc="score", disable=None if show_progress else True) as bar:
-        for future in as_completed(futures):
-            chunk = chunk_of[id(future)]
-            outcome = future.result(raise_on_failure=False)
-            if isinstance(outcome, ChunkScores):
-                done.setdefault(chunk.shard, []).append(outcome)
-                results.append(outcome)
-            else:
-                crashed += [{"track_id": t.track_id, "uri": t.uri, "reason": f"task failed: {outcome}"}
-                            for t in chunk.tracks]  # fmt: skip
-            waiting[chunk.shard] -= 1
-            if waiting[chunk.shard] == 0 and done.get(chunk.shard):
-                write_scores(scores, info, chunk.shard, sorted(done.pop(chunk.shard), key=lambda r: r.index), scored_at)
-            bar.update(len(chunk.tracks))
+    for chunk, outcome in as_they_finish(futures, chunks, desc="score", show_progress=show_progress):
+        if isinstance(outcome, ChunkScores):
+            done.setdefault(chunk.shard, []).append(outcome)
+            results.append(outcome)
+        else:
+            crashed += [{"track_id": t.track_id, "uri": t.uri, "reason": f"task failed: {outcome}"}
+                        for t in chunk.tracks]  # fmt: skip
+        waiting[chunk.shard] -= 1
+        if waiting[chunk.shard] == 0 and done.get(chunk.shard):
+            write_scores(scores, info, chunk.shard, sorted(done.pop(chunk.shard), key=lambda r: r.index), scored_at)
     return results, crashed
 
 
