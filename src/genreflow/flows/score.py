@@ -14,6 +14,7 @@ from prefect import flow, unmapped
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from genreflow.flows.mapping import as_they_finish
+from genreflow.pipeline.registry import ModelRef
 from genreflow.pipeline.scoring.plan import MODES, plan_scoring, read_track_ids
 from genreflow.pipeline.scoring.scorers import ModelInfo, describe_model, resolve_model
 from genreflow.pipeline.scoring.shard import ChunkScores, ScoreChunk, ScoreSpec
@@ -128,7 +129,7 @@ def _run_chunks(
 
 def _current_failures(
     scores: ScoresLayout,
-    ref: Any,
+    ref: ModelRef,
     unscorable: pd.DataFrame,
     attempted: list[dict[str, str]],
     *,

@@ -6,10 +6,9 @@ from __future__ import annotations
 import dataclasses
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-
-import numpy as np
 
 from genreflow.infra.settings import Settings
 
@@ -29,7 +28,8 @@ def bench_score(settings: Settings, *, tracks: int, seconds: float, directory: P
     store = str(workdir / "store")
     run_ingest(settings, source=str(workdir / "clips"), store=store, dataset="unlabelled",
                feature_sets=["musicnn96"], show_progress=False)  # fmt: skip
-    first_rate, n_patches = bare_predict(store)
+    bare_rate, n_patches = bare_predict(store)
+    first_rate = bare_rate()
 
     runs = {}
     for mode, full_track in (("store", False), ("full-track", True)):
@@ -39,7 +39,7 @@ def bench_score(settings: Settings, *, tracks: int, seconds: float, directory: P
             out=str(workdir / f"scores-{mode}"), batch_size=BATCH, show_progress=False,
         )  # fmt: skip
         runs[mode] = (time.perf_counter() - started, summary)
-    last_rate, _ = bare_predict(store)  # again after the flows: this machine's speed drifts between runs
+    last_rate = bare_rate()  # again after the flows: this machine's speed drifts between runs
     patches_per_s = (first_rate + last_rate) / 2
     store_s = runs["store"][0]
     bare_s = n_patches / patches_per_s
@@ -63,18 +63,22 @@ def _flow_line(mode: str, wall_s: float, summary: dict[str, Any]) -> str:
     )
 
 
-def bare_predict(store: str) -> tuple[float, int]:
-    """Patches/s of ``model.predict`` on every stored patch of every track, held in memory, after a warm-up."""
+def bare_predict(store: str) -> tuple[Callable[[], float], int]:
+    """A timer of ``model.predict`` on every stored patch of every track, held in memory (read and
+    warmed up once), and the number of patches."""
     from genreflow.pipeline.scoring.scorers import load_scorer, resolve_model
     from genreflow.pipeline.store import StoreLayout, current_tracks, read_manifest
-    from genreflow.pipeline.training.data import PatchReader
+    from genreflow.pipeline.training.data import PatchReader, evaluation_patches, model_inputs
 
     layout = StoreLayout(store)
     scorer = load_scorer(layout, resolve_model(layout, MODEL))
-    reader = PatchReader(layout, scorer.info)
     tracks = current_tracks(read_manifest(layout)).query("status == 'ok'")
-    patches = np.concatenate([reader.all_patches(int(r.row), float(r.valid_s))[0] for r in tracks.itertuples()])
+    patches = model_inputs(evaluation_patches(PatchReader(layout, scorer.info), tracks)[0])
     scorer.model.predict(patches[:BATCH], batch_size=BATCH, verbose=0)  # trace once, outside the timing
-    started = time.perf_counter()
-    scorer.model.predict(patches, batch_size=BATCH, verbose=0)
-    return len(patches) / (time.perf_counter() - started), len(patches)
+
+    def patches_per_s() -> float:
+        started = time.perf_counter()
+        scorer.model.predict(patches, batch_size=BATCH, verbose=0)
+        return len(patches) / (time.perf_counter() - started)
+
+    return patches_per_s, len(patches)

@@ -88,8 +88,7 @@ def build_pretrained_transfer(arch: Architecture, n_classes: int, *, load_weight
 
     backbone = musicnn.embedding_model(arch.pretrained, load_weights=load_weights)
     backbone.trainable = False
-    patches = keras.Input((musicnn.N_MELS, musicnn.PATCH_FRAMES), name="musicnn96")
-    frames_first = layers.Permute((2, 1), name="frames_first")(patches)
+    patches, frames_first = musicnn.store_patches()
     embedding = backbone(frames_first)
     return keras.Model(patches, _head(layers.Identity(name="embedding")(embedding), n_classes), name=arch.name)
 

@@ -181,12 +181,20 @@ def embedding_model(name: str, *, load_weights: bool = True) -> Any:
 def tags_model(name: str) -> Any:
     """The tagger of ``name`` on store patches: ``(batch, 96, 187)`` → tag probabilities ``(batch, 50)``."""
     import keras
+
+    patches, frames_first = store_patches()
+    tags = build_tagger(name)(frames_first)["tags"]
+    return keras.Model(patches, tags, name=f"{name}-tags")
+
+
+def store_patches() -> tuple[Any, Any]:
+    """A ``musicnn96`` store-patch input ``(batch, 96, 187)`` and the same patches frames-first, as
+    the musicnn layers read them."""
+    import keras
     from keras import layers
 
-    tagger = build_tagger(name)
     patches = keras.Input((N_MELS, PATCH_FRAMES), name="musicnn96")
-    tags = tagger(layers.Permute((2, 1), name="frames_first")(patches))["tags"]
-    return keras.Model(patches, tags, name=f"{name}-tags")
+    return patches, layers.Permute((2, 1), name="frames_first")(patches)
 
 
 def _build_musicnn(n_tags: int, *, name: str) -> Any:

@@ -140,15 +140,12 @@ def scores_table(
     return pa.table(columns, schema=schema)
 
 
-def read_part(
-    layout: ScoresLayout, model: str, version: str, shard: int, *, columns: Sequence[str] | None = None
-) -> pa.Table | None:
+def read_part(layout: ScoresLayout, model: str, version: str, shard: int) -> pa.Table | None:
     """One score file, or None when the shard has none yet."""
     fs, path = filesystem(layout.part(model, version, shard), layout.storage_options)
     if not fs.exists(path):
         return None
-    with fs.open(path, "rb") as handle:
-        return pq.read_table(io.BytesIO(handle.read()), columns=columns)
+    return pq.read_table(io.BytesIO(fs.cat_file(path)))
 
 
 def scored_tracks(layout: ScoresLayout, model: str, version: str) -> pd.DataFrame:
