@@ -79,6 +79,10 @@ def test_zero_shot_scores_are_complete_idempotent_and_readable_downstream(demo_s
     table = pq.read_table(part).to_pandas()
     assert table["track_id"].is_unique and len(table) == n_ok and (table["n_windows"] == 3).all()
     assert table.apply(lambda r: r["prob_top"] == r[probability_column(r["label_top"])], axis=1).all()
+    from genreflow.flows.runtime import example_rows  # what `make demo` prints
+
+    shown = example_rows(first["scores"]).splitlines()
+    assert len(shown) == 5 and "label_top" in shown[1] and shown[2].split()[0] == table["track_id"].iloc[0]
     failures = pd.read_csv(folder / "_failures.csv")
     assert len(failures) == 3 and failures["reason"].str.startswith("ingest failed: ").all()
     assert {p.name for p in folder.iterdir()} == {"part-000000.parquet", "_failures.csv"}  # no temporary files
