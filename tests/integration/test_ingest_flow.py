@@ -144,9 +144,13 @@ def test_bench_reports_baseline_and_flow_ratios(tmp_path, settings):
     from genreflow.flows.bench import bench_ingest
 
     report = bench_ingest(settings, tracks=4, seconds=2.0, directory=tmp_path)
-    assert "serial baseline" in report and report.count("x baseline") == 2
+    assert "serial baseline" in report and report.count("x baseline") == 3
     assert "wavelet/mel128 =" in report and "peak worker RSS" in report and "manifest diff" in report
     assert len(list((tmp_path / "baseline").glob("*.npy"))) == 4
+    assert "plain processes (no Prefect, no Dask)" in report
+    ceiling_store = StoreLayout(str(tmp_path / "store-plain"))
+    for name in ("mel128", "musicnn96", "wavelet"):  # the ceiling run really computed and stored every track
+        assert np.isfinite(read_rows(ceiling_store, name, slice(0, 4)).astype(np.float32)).all()
 
 
 def test_bench_catalogue_copies_have_own_bytes_but_decode_identically(tmp_path, monkeypatch):

@@ -66,6 +66,8 @@ def test_hour_long_file_decodes_only_the_window(write_audio):
         (np.zeros(22050 * 2, np.float32), "silent"),
         (tone(0.4), "too short"),
         (np.full(22050 * 2, np.nan, np.float32), "non-finite"),
+        (np.where(np.arange(22050 * 2) == 500, -np.inf, tone(2)).astype(np.float32), "non-finite"),
+        (np.where(np.arange(22050 * 2) == 500, np.nan, tone(2)).astype(np.float32), "non-finite"),
     ],
 )
 def test_unusable_audio_is_rejected_with_reason(write_audio, data, match):

@@ -72,6 +72,23 @@ def test_writer_refuses_rows_outside_its_range(tmp_path):
         writer.write("mel128", 2, values)
 
 
+def test_writer_buffers_adjacent_rows_and_stores_them_on_flush(tmp_path):
+    layout, store = _store(tmp_path)
+    store.allocate(8)
+    writer = FeatureWriter(layout, RowRange(0, 8), rows_per_write=2)
+    n_frames = MEL128.n_frames(4 * 22050)
+    values = {row: np.full((1, 128, n_frames), row, np.float32) for row in (0, 1, 2, 4, 6)}
+    for row, block in values.items():  # rows 3 and 5 are a failed track's: never written
+        writer.write("mel128", row, block)
+    assert read_rows(layout, "mel128", [0, 1]).astype(np.float32).max() == 1  # a full block is stored at once
+    assert np.isnan(read_rows(layout, "mel128", [6]).astype(np.float32)).all()  # still queued
+    writer.flush()
+    stored = read_rows(layout, "mel128", slice(0, 8)).astype(np.float32)
+    for row in range(8):
+        expected = float(row) if row in values else np.nan
+        np.testing.assert_array_equal(stored[row], np.full((128, n_frames), expected, np.float32))
+
+
 def test_store_rejects_other_settings_for_the_same_names(tmp_path):
     layout, store = _store(tmp_path)
     with pytest.raises(StoreError, match="bump the feature set"):

@@ -143,9 +143,11 @@ def check_clip(clip: DecodedClip, *, window: ClipWindow) -> None:
     """Raise :class:`DecodeError` naming the fault when a decoded clip is unusable."""
     if clip.duration_s < window.min_seconds:
         raise DecodeError(f"too short: {clip.duration_s:.2f} s (minimum {window.min_seconds:g} s)")
-    if not np.isfinite(clip.samples).all():
+    # min and max propagate NaN and expose inf: one cheap pass each instead of isfinite and abs
+    low, high = float(clip.samples.min()), float(clip.samples.max())
+    if not (np.isfinite(low) and np.isfinite(high)):
         raise DecodeError("non-finite samples (NaN or inf) in the audio")
-    peak = float(np.abs(clip.samples).max())
+    peak = max(high, -low)
     if peak < SILENCE_PEAK:
         level = "-inf" if peak == 0 else f"{20 * np.log10(peak):.0f}"
         raise DecodeError(f"silent: peak level {level} dBFS over the clip window")

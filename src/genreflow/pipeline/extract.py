@@ -106,6 +106,7 @@ def extract_and_store_shard(
             except GenreflowError as compute_error:
                 clip, error = None, f"features: {compute_error}"
         rows.append(_manifest_row(shard, track, spec, row, content_hash, clip, error))
+    writer.flush()
     return rows
 
 
