@@ -4,6 +4,7 @@ import pytest
 import scipy.fft
 
 from genreflow.pipeline.models.architectures import ARCHITECTURES, dct_matrix, get_architecture, unfreeze_top
+from genreflow.pipeline.registry import load_keras_file
 
 N_CLASSES = 3
 
@@ -33,7 +34,7 @@ def test_architecture_builds_trains_a_step_and_round_trips(name, tmp_path):
     assert probabilities.shape == (4, N_CLASSES)
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
     model.save(tmp_path / "model.keras")
-    loaded = keras.saving.load_model(tmp_path / "model.keras", safe_mode=True)
+    loaded = load_keras_file(tmp_path / "model.keras")
     np.testing.assert_allclose(loaded.predict(x, verbose=0), probabilities, atol=1e-6)
     assert loaded.get_layer("embedding") is not None
 
@@ -47,6 +48,19 @@ def test_fine_tuning_opens_only_the_top_of_a_frozen_backbone():
     trainable = [w.path for w in model.trainable_weights]
     assert len(trainable) == head_only + 4 and any("dense/kernel" in p for p in trainable)
     assert not any("batch_normalization" in p for p in trainable)
+
+
+def test_linear_probe_reads_every_depth_of_the_pretrained_tagger():
+    from genreflow.pipeline.models import musicnn
+
+    arch = get_architecture("musicnn-msd-linear")
+    model = arch.build(arch, N_CLASSES)
+    x, _ = _batch(arch)
+    features = keras.Model(model.input, model.get_layer("embedding").output).predict(x, verbose=0)
+    outputs = musicnn.build_tagger("musicnn-msd").predict(x.transpose(0, 2, 1), verbose=0)
+    expected = np.concatenate([outputs["max_pool"], outputs["mean_pool"], outputs["embedding"]], axis=1)
+    assert features.shape == (4, 753 + 753 + 200)
+    np.testing.assert_allclose(features, expected, rtol=1e-5, atol=1e-5)
 
 
 def test_mfcc_layer_is_the_orthonormal_dct():

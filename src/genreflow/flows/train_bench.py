@@ -98,14 +98,20 @@ def _throughput(name: str, inputs: dict[str, np.ndarray]) -> dict[str, float]:
         "train": _rate(lambda: [model.train_on_batch(bx, by) for bx, by in batches], len(batches) * BATCH),
     }
     if arch.pretrained:
-        tagger = musicnn.build_tagger(arch.pretrained)
-        frames_first = np.ascontiguousarray(x.transpose(0, 2, 1))
-        row["inference"] = _rate(lambda: tagger.predict(frames_first, batch_size=BATCH, verbose=0), len(x))
+        # The port as scoring runs it (`score --model <name>-tags`: store patches in, tags out, one
+        # predict_on_batch per batch) against the original graph's session.run on the same batches.
+        tags = musicnn.tags_model(arch.pretrained)
+        row["inference"] = _rate(lambda: _per_batch(tags.predict_on_batch, x), len(x))
         reference = tf1_tagger(musicnn.checkpoint_dir(arch.pretrained))
-        row["tf1"] = _rate(lambda: [reference(frames_first[i : i + BATCH]) for i in range(0, len(x), BATCH)], len(x))
+        frames_first = np.ascontiguousarray(x.transpose(0, 2, 1))
+        row["tf1"] = _rate(lambda: _per_batch(reference, frames_first), len(x))
     else:
-        row["inference"] = _rate(lambda: model.predict(x, batch_size=BATCH, verbose=0), len(x))
+        row["inference"] = _rate(lambda: _per_batch(model.predict_on_batch, x), len(x))
     return row
+
+
+def _per_batch(run: Callable[[np.ndarray], Any], x: np.ndarray) -> list[Any]:
+    return [run(x[i : i + BATCH]) for i in range(0, len(x), BATCH)]
 
 
 def _demo_epoch(settings: Settings, workdir: Path) -> tuple[float, int]:

@@ -131,16 +131,23 @@ def promote(layout: StoreLayout, spec: str) -> ModelRef:
 
 def load_model(layout: StoreLayout, ref: ModelRef) -> Any:
     """The registered Keras model, loaded in safe mode."""
-    import keras
-
     source = join(models_root(layout), ref.name, ref.version, "model.keras")
     if not is_remote(source):
-        return keras.saving.load_model(source, safe_mode=True)
+        return load_keras_file(source)
     fs, path = filesystem(source, layout.storage_options)
     with tempfile.TemporaryDirectory(prefix="genreflow-model-") as tmp:
         local = Path(tmp) / "model.keras"
         fs.get_file(path, str(local))
-        return keras.saving.load_model(local, safe_mode=True)
+        return load_keras_file(local)
+
+
+def load_keras_file(path: str | Path) -> Any:
+    """A ``.keras`` file in safe mode (no code from the file), knowing genreflow's own layers."""
+    import keras
+
+    from .models.layers import custom_objects
+
+    return keras.saving.load_model(path, safe_mode=True, custom_objects=custom_objects())
 
 
 def _read_production(fs: Any, name_dir: str) -> str | None:

@@ -9,7 +9,7 @@ name                   input                  from
 =====================  =====================  =============================================
 musicnn-msd/-mtt       musicnn96              pretrained musicnn + head; seed 000's recipe
 vgg-msd/-mtt           musicnn96              pretrained musicnn VGG + head
-musicnn-msd-linear     musicnn96              frozen embeddings → logistic regression
+musicnn-*-linear       musicnn96              frozen features of every depth → logistic regression
 cnn1, cnn2             mel128                 seed 001: one / two conv-pool blocks
 rnn-mfcc               mel128 → 20 MFCCs      seed 003: recurrent net on MFCC sequences
 mlp-mfcc               mel128 → MFCC stats    seed 003: MLP on MFCC means and deviations
@@ -83,14 +83,18 @@ def _head(features: Any, n_classes: int, *, dropout: float = 0.5, name: str = "h
 
 def build_pretrained_transfer(arch: Architecture, n_classes: int, *, load_weights: bool = True, **_: Any) -> Any:
     """musicnn/vgg backbone (frozen; :func:`unfreeze_top` opens its top) with a new softmax head."""
+    return _on_store_patches(musicnn.embedding_model(arch.pretrained, load_weights=load_weights), n_classes, arch)
+
+
+def _on_store_patches(backbone: Any, n_classes: int, arch: Architecture) -> Any:
+    """A frozen musicnn-family backbone read from store patches, with a new softmax head."""
     import keras
     from keras import layers
 
-    backbone = musicnn.embedding_model(arch.pretrained, load_weights=load_weights)
     backbone.trainable = False
     patches, frames_first = musicnn.store_patches()
-    embedding = backbone(frames_first)
-    return keras.Model(patches, _head(layers.Identity(name="embedding")(embedding), n_classes), name=arch.name)
+    features = backbone(frames_first)
+    return keras.Model(patches, _head(layers.Identity(name="embedding")(features), n_classes), name=arch.name)
 
 
 def unfreeze_top(model: Any, n_layers: int) -> None:
@@ -248,8 +252,10 @@ def build_fusion(arch: Architecture, n_classes: int, **_: Any) -> Any:
 
 
 def build_linear_probe(arch: Architecture, n_classes: int, *, load_weights: bool = True, **_: Any) -> Any:
-    """Frozen embeddings into a softmax layer whose weights a scikit-learn classifier sets."""
-    model = build_pretrained_transfer(arch, n_classes, load_weights=load_weights)
+    """Frozen features from every depth of the backbone (:func:`musicnn.transfer_features_model`)
+    into a softmax layer whose weights a scikit-learn classifier sets."""
+    backbone = musicnn.transfer_features_model(arch.pretrained, load_weights=load_weights)
+    model = _on_store_patches(backbone, n_classes, arch)
     model.trainable = False
     return model
 

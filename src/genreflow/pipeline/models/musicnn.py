@@ -178,6 +178,25 @@ def embedding_model(name: str, *, load_weights: bool = True) -> Any:
     return keras.Model(tagger.input, tagger.get_layer(layer).output, name="backbone")
 
 
+def transfer_features_model(name: str, *, load_weights: bool = True) -> Any:
+    """What a linear probe reads: patches ``(batch, frames, 96)`` → features from every depth.
+
+    For musicnn models that is the max- and mean-pooled mid-end (753 each, itself the front end and
+    the three mid-end layers side by side) and the penultimate layer (200): 1,706 values. Features
+    concatenated across layers transfer to new music tasks better than the last layer alone (Choi
+    et al., "Transfer learning for music classification and regression tasks", ISMIR 2017). vgg
+    models give their penultimate layer.
+    """
+    import keras
+    from keras import layers
+
+    tagger = build_tagger(name, load_weights=load_weights)
+    if _tagger(name).architecture != "musicnn":
+        return keras.Model(tagger.input, tagger.get_layer("embedding").output, name="backbone")
+    depths = [tagger.get_layer(layer).output for layer in ("max_pool", "mean_pool", "batch_normalization_10")]
+    return keras.Model(tagger.input, layers.Concatenate(name="all_depths")(depths), name="backbone")
+
+
 def tags_model(name: str) -> Any:
     """The tagger of ``name`` on store patches: ``(batch, 96, 187)`` → tag probabilities ``(batch, 50)``."""
     import keras
@@ -201,14 +220,16 @@ def _build_musicnn(n_tags: int, *, name: str) -> Any:
     import keras
     from keras import layers
 
+    from .layers import FusedBatchNormalization
+
     patches = keras.Input((None, N_MELS), name="patches")
     x = layers.Reshape((-1, N_MELS, 1), name="expand")(patches)
-    x = layers.BatchNormalization(name="batch_normalization")(x)
+    x = FusedBatchNormalization(name="batch_normalization")(x)
 
     def pooled_over_frequency(inputs: Any, conv: str, bn: str, filters: int, kernel: tuple[int, int]) -> Any:
         same = kernel[1] == 1  # temporal filters pad 'same'; timbral ones pad time only, by hand
         y = layers.Conv2D(filters, kernel, padding="same" if same else "valid", activation="relu", name=conv)(inputs)
-        y = layers.BatchNormalization(name=bn)(y)
+        y = FusedBatchNormalization(name=bn)(y)
         y = layers.MaxPooling2D((1, y.shape[2]), name=f"{conv}_pool")(y)
         return layers.Reshape((-1, filters), name=f"{conv}_squeeze")(y)
 
@@ -252,14 +273,16 @@ def _build_vgg(n_tags: int, pools: tuple[tuple[tuple[int, int], tuple[int, int]]
     import keras
     from keras import layers
 
+    from .layers import FusedBatchNormalization
+
     patches = keras.Input((PATCH_FRAMES, N_MELS), name="patches")
     x = layers.Reshape((PATCH_FRAMES, N_MELS, 1), name="expand")(patches)
-    x = layers.BatchNormalization(name="batch_normalization")(x)
+    x = FusedBatchNormalization(name="batch_normalization")(x)
     for i, (pool, stride) in enumerate(pools, start=1):
         if i > 1:
             x = layers.Dropout(0.25, name=f"dropout_{i - 1}")(x)
         x = layers.Conv2D(128, 3, padding="same", activation="relu", name=f"{i}CNN")(x)
-        x = layers.BatchNormalization(name=f"batch_normalization_{i}")(x)
+        x = FusedBatchNormalization(name=f"batch_normalization_{i}")(x)
         x = layers.MaxPooling2D(pool, strides=stride, name=f"pool{i}")(x)
     embedding = layers.Flatten(name="embedding")(x)
     logits = layers.Dense(n_tags, name="dense")(layers.Dropout(0.5, name="dropout_5")(embedding))

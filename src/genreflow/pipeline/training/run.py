@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ..models.architectures import get_architecture
-from ..registry import ModelRef, register
+from ..registry import ModelRef, load_keras_file, register
 from ..store import StoreLayout
 from .data import PatchReader, labelled_tracks
 from .evaluate import PROBABILITIES, metrics, track_outputs, write_report
@@ -44,8 +44,6 @@ def train_and_register(
 
     ``selection`` (grid scores on validation, cross-validation figures) is recorded in the card.
     """
-    import keras
-
     arch = get_architecture(arch_name)
     data = labelled_tracks(layout, arch.inputs, seed=config.seed)
     reader = PatchReader(layout, arch)
@@ -81,7 +79,7 @@ def train_and_register(
     with tempfile.TemporaryDirectory(prefix="genreflow-register-") as tmp:
         staged = Path(tmp)
         result.model.save(staged / "model.keras")
-        keras.saving.load_model(staged / "model.keras", safe_mode=True)  # refuse to register what cannot load
+        load_keras_file(staged / "model.keras")  # refuse to register what cannot load
         (staged / "labels.json").write_text(json.dumps(list(data.classes)))
         write_report(
             staged / "report",
