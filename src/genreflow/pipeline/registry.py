@@ -142,12 +142,10 @@ def load_model(layout: StoreLayout, ref: ModelRef) -> Any:
 
 
 def load_keras_file(path: str | Path) -> Any:
-    """A ``.keras`` file in safe mode (no code from the file), knowing genreflow's own layers."""
+    """A ``.keras`` file in safe mode: no code from the file runs."""
     import keras
 
-    from .models.layers import custom_objects
-
-    return keras.saving.load_model(path, safe_mode=True, custom_objects=custom_objects())
+    return keras.saving.load_model(path, safe_mode=True)
 
 
 def _read_production(fs: Any, name_dir: str) -> str | None:

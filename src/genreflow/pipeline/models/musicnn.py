@@ -220,16 +220,14 @@ def _build_musicnn(n_tags: int, *, name: str) -> Any:
     import keras
     from keras import layers
 
-    from .layers import FusedBatchNormalization
-
     patches = keras.Input((None, N_MELS), name="patches")
     x = layers.Reshape((-1, N_MELS, 1), name="expand")(patches)
-    x = FusedBatchNormalization(name="batch_normalization")(x)
+    x = layers.BatchNormalization(name="batch_normalization")(x)
 
     def pooled_over_frequency(inputs: Any, conv: str, bn: str, filters: int, kernel: tuple[int, int]) -> Any:
         same = kernel[1] == 1  # temporal filters pad 'same'; timbral ones pad time only, by hand
         y = layers.Conv2D(filters, kernel, padding="same" if same else "valid", activation="relu", name=conv)(inputs)
-        y = FusedBatchNormalization(name=bn)(y)
+        y = layers.BatchNormalization(name=bn)(y)
         y = layers.MaxPooling2D((1, y.shape[2]), name=f"{conv}_pool")(y)
         return layers.Reshape((-1, filters), name=f"{conv}_squeeze")(y)
 
@@ -273,16 +271,14 @@ def _build_vgg(n_tags: int, pools: tuple[tuple[tuple[int, int], tuple[int, int]]
     import keras
     from keras import layers
 
-    from .layers import FusedBatchNormalization
-
     patches = keras.Input((PATCH_FRAMES, N_MELS), name="patches")
     x = layers.Reshape((PATCH_FRAMES, N_MELS, 1), name="expand")(patches)
-    x = FusedBatchNormalization(name="batch_normalization")(x)
+    x = layers.BatchNormalization(name="batch_normalization")(x)
     for i, (pool, stride) in enumerate(pools, start=1):
         if i > 1:
             x = layers.Dropout(0.25, name=f"dropout_{i - 1}")(x)
         x = layers.Conv2D(128, 3, padding="same", activation="relu", name=f"{i}CNN")(x)
-        x = FusedBatchNormalization(name=f"batch_normalization_{i}")(x)
+        x = layers.BatchNormalization(name=f"batch_normalization_{i}")(x)
         x = layers.MaxPooling2D(pool, strides=stride, name=f"pool{i}")(x)
     embedding = layers.Flatten(name="embedding")(x)
     logits = layers.Dense(n_tags, name="dense")(layers.Dropout(0.5, name="dropout_5")(embedding))
