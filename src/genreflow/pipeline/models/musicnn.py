@@ -174,27 +174,25 @@ def embedding_model(name: str, *, load_weights: bool = True) -> Any:
     import keras
 
     tagger = build_tagger(name, load_weights=load_weights)
-    layer = "batch_normalization_10" if _tagger(name).architecture == "musicnn" else "embedding"
-    return keras.Model(tagger.input, tagger.get_layer(layer).output, name="backbone")
+    return keras.Model(tagger.input, tagger.output["embedding"], name="backbone")
 
 
 def transfer_features_model(name: str, *, load_weights: bool = True) -> Any:
-    """What a linear probe reads: patches ``(batch, frames, 96)`` → features from every depth.
+    """What a linear probe reads: patches ``(batch, frames, 96)`` → every depth the tagger exposes.
 
     For musicnn models that is the max- and mean-pooled mid-end (753 each, itself the front end and
     the three mid-end layers side by side) and the penultimate layer (200): 1,706 values. Features
     concatenated across layers transfer to new music tasks better than the last layer alone (Choi
     et al., "Transfer learning for music classification and regression tasks", ISMIR 2017). vgg
-    models give their penultimate layer.
+    models expose only their penultimate layer.
     """
     import keras
     from keras import layers
 
     tagger = build_tagger(name, load_weights=load_weights)
-    if _tagger(name).architecture != "musicnn":
-        return keras.Model(tagger.input, tagger.get_layer("embedding").output, name="backbone")
-    depths = [tagger.get_layer(layer).output for layer in ("max_pool", "mean_pool", "batch_normalization_10")]
-    return keras.Model(tagger.input, layers.Concatenate(name="all_depths")(depths), name="backbone")
+    depths = [tagger.output[key] for key in ("max_pool", "mean_pool", "embedding") if key in tagger.output]
+    features = layers.Concatenate(name="all_depths")(depths) if len(depths) > 1 else depths[0]
+    return keras.Model(tagger.input, features, name="backbone")
 
 
 def tags_model(name: str) -> Any:

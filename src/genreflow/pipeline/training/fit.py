@@ -38,6 +38,8 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class LinearChoice:
+    """The kept logistic regression and its validation figures."""
+
     c: float
     classifier: Any
     accuracy: float
