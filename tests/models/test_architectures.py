@@ -61,6 +61,8 @@ def test_linear_probe_reads_every_depth_of_the_pretrained_tagger():
     expected = np.concatenate([outputs["max_pool"], outputs["mean_pool"], outputs["embedding"]], axis=1)
     assert features.shape == (4, 753 + 753 + 200)
     np.testing.assert_allclose(features, expected, rtol=1e-5, atol=1e-5)
+    vgg = musicnn.transfer_features_model("vgg-mtt", load_weights=False)  # exposes only its penultimate layer
+    assert vgg.output.shape == musicnn.embedding_model("vgg-mtt", load_weights=False).output.shape
 
 
 def test_mfcc_layer_is_the_orthonormal_dct():
