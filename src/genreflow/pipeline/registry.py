@@ -142,8 +142,10 @@ def load_model(layout: StoreLayout, ref: ModelRef) -> Any:
 
 
 def load_keras_file(path: str | Path) -> Any:
-    """A ``.keras`` file in safe mode: no code from the file runs."""
+    """A ``.keras`` file in safe mode: no code from the file runs, only layers genreflow registers."""
     import keras
+
+    from .models import blocks  # noqa: F401  registers the pretrained taggers' layers
 
     return keras.saving.load_model(path, safe_mode=True)
 

@@ -2,8 +2,10 @@
 
 ``musicnn==0.1.0`` ships four TF1 checkpoints (MSD/MTT × musicnn/vgg) trained on 3-s log-mel patches
 (16 kHz, 96 bands: our ``musicnn96`` feature set). Each Keras layer here carries the name of the TF1
-variable scope it replaces (``conv2d_3``, ``batch_normalization_7``, ...), so loading is a name map,
-and ``tests/models/test_musicnn_parity.py`` checks every tag probability against the original graph.
+variable scope it replaces (``conv2d_3``, ``batch_normalization_7``, ...), so loading is a name map;
+a convolution that TF1 normalised and then pooled is one :class:`~.blocks.ConvReluNormPool`, which
+reads both scopes and pools first. ``tests/models/test_musicnn_port.py`` checks every tag
+probability against the original graph.
 """
 
 from __future__ import annotations
@@ -218,16 +220,18 @@ def _build_musicnn(n_tags: int, *, name: str) -> Any:
     import keras
     from keras import layers
 
+    from .blocks import ConvReluNormPool
+
     patches = keras.Input((None, N_MELS), name="patches")
     x = layers.Reshape((-1, N_MELS, 1), name="expand")(patches)
     x = layers.BatchNormalization(name="batch_normalization")(x)
 
     def pooled_over_frequency(inputs: Any, conv: str, bn: str, filters: int, kernel: tuple[int, int]) -> Any:
         same = kernel[1] == 1  # temporal filters pad 'same'; timbral ones pad time only, by hand
-        y = layers.Conv2D(filters, kernel, padding="same" if same else "valid", activation="relu", name=conv)(inputs)
-        y = layers.BatchNormalization(name=bn)(y)
-        y = layers.MaxPooling2D((1, y.shape[2]), name=f"{conv}_pool")(y)
-        return layers.Reshape((-1, filters), name=f"{conv}_squeeze")(y)
+        width = N_MELS if same else N_MELS - kernel[1] + 1
+        block = ConvReluNormPool(filters, kernel, (1, width), padding="same" if same else "valid", norm_scope=bn,
+                                 name=conv)  # fmt: skip
+        return layers.Reshape((-1, filters), name=f"{conv}_squeeze")(block(inputs))
 
     padded = layers.ZeroPadding2D(((3, 3), (0, 0)), name="time_pad")(x)
     front = [
@@ -269,15 +273,15 @@ def _build_vgg(n_tags: int, pools: tuple[tuple[tuple[int, int], tuple[int, int]]
     import keras
     from keras import layers
 
+    from .blocks import ConvReluNormPool
+
     patches = keras.Input((PATCH_FRAMES, N_MELS), name="patches")
     x = layers.Reshape((PATCH_FRAMES, N_MELS, 1), name="expand")(patches)
     x = layers.BatchNormalization(name="batch_normalization")(x)
     for i, (pool, stride) in enumerate(pools, start=1):
         if i > 1:
             x = layers.Dropout(0.25, name=f"dropout_{i - 1}")(x)
-        x = layers.Conv2D(128, 3, padding="same", activation="relu", name=f"{i}CNN")(x)
-        x = layers.BatchNormalization(name=f"batch_normalization_{i}")(x)
-        x = layers.MaxPooling2D(pool, strides=stride, name=f"pool{i}")(x)
+        x = ConvReluNormPool(128, (3, 3), pool, stride, norm_scope=f"batch_normalization_{i}", name=f"{i}CNN")(x)
     embedding = layers.Flatten(name="embedding")(x)
     logits = layers.Dense(n_tags, name="dense")(layers.Dropout(0.5, name="dropout_5")(embedding))
     tags = layers.Activation("sigmoid", name="tags")(logits)
@@ -299,8 +303,9 @@ def load_checkpoint(model: Any, folder: Path) -> None:
         if not layer.weights:
             continue
         values = []
+        scopes = getattr(layer, "checkpoint_scopes", {})  # a ConvReluNormPool spans two TF1 scopes
         for weight in layer.weights:
-            key = f"{layer.name}/{weight.name}"  # kernel, bias, gamma, beta, moving_mean, moving_variance
+            key = f"{scopes.get(weight.name, layer.name)}/{weight.name}"  # kernel, bias, gamma, beta, ...
             if not reader.has_tensor(key):
                 raise WeightsError(f"{folder}: checkpoint has no variable {key}")
             value = reader.get_tensor(key)

@@ -1,0 +1,88 @@
+"""Keras layers the pretrained musicnn taggers are built from (registered: safe-mode loading finds them)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+from keras import layers, ops
+
+NORM_WEIGHTS = ("gamma", "beta", "moving_mean", "moving_variance")
+
+
+@keras.saving.register_keras_serializable(package="genreflow")
+class ConvReluNormPool(layers.Layer):
+    """``max_pool(batch_norm(relu(conv(x) + bias)))`` with frozen normalisation, as the musicnn taggers
+    compute each convolution, normalising the pooled map (4 to 96 times smaller) instead of the full one.
+
+    Normalising with frozen statistics is a per-channel map ``a·z + c``. Max-pooling commutes with
+    any increasing map, so channels with ``a ≥ 0`` can be pooled first and normalised after. For a
+    channel with ``a < 0`` the max of ``a·z + c`` is taken where ``z`` is smallest, and the smallest
+    ``relu(conv + bias)`` is ``relu(-max(conv with the kernel negated) + bias)``. Rounding is
+    monotonic, so this is the same arithmetic, not an approximation. The full-size map passes
+    through the convolution and the pool only, and rows a strided pool skips are not computed.
+    The normalisation weights never train (they are the pretraining's statistics); the kernel and
+    bias do when the layer is trainable.
+    """
+
+    def __init__(
+        self,
+        filters: int,
+        kernel_size: tuple[int, int],
+        pool_size: tuple[int, int],
+        pool_strides: tuple[int, int] | None = None,
+        padding: str = "same",
+        norm_scope: str = "",
+        epsilon: float = 1e-3,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.filters, self.kernel_size, self.padding = filters, tuple(kernel_size), padding
+        self.pool_size, self.pool_strides = tuple(pool_size), tuple(pool_strides or pool_size)
+        self.norm_scope, self.epsilon = norm_scope, epsilon
+
+    def build(self, input_shape: tuple[int | None, ...]) -> None:
+        self.kernel = self.add_weight(shape=(*self.kernel_size, input_shape[-1], self.filters), name="kernel")
+        self.bias = self.add_weight(shape=(self.filters,), name="bias", initializer="zeros")
+        for name, initializer in zip(NORM_WEIGHTS, ("ones", "zeros", "zeros", "ones"), strict=True):
+            setattr(self, name, self.add_weight(shape=(self.filters,), name=name, initializer=initializer,
+                                                trainable=False))  # fmt: skip
+
+    @property
+    def checkpoint_scopes(self) -> dict[str, str]:
+        """The TF1 variable scope of each weight: the convolution's is the layer's own name."""
+        return {name: self.norm_scope for name in NORM_WEIGHTS}
+
+    def call(self, inputs: Any) -> Any:
+        scale = self.gamma * ops.rsqrt(self.moving_variance + self.epsilon)
+        sign = ops.where(scale < 0, -1.0, 1.0)
+        # A pool one position wide that strides reads every s-th row only: convolve at those alone.
+        conv_strides = tuple(t if p == 1 else 1 for p, t in zip(self.pool_size, self.pool_strides, strict=True))
+        pool_strides = tuple(1 if p == 1 else t for p, t in zip(self.pool_size, self.pool_strides, strict=True))
+        padding = self.padding
+        if padding == "same" and max(conv_strides) > 1:  # strided 'same' would centre on other rows
+            inputs = ops.pad(inputs, [(0, 0)] + [((k - 1) // 2, k // 2) for k in self.kernel_size] + [(0, 0)])
+            padding = "valid"
+        convolved = ops.conv(inputs, self.kernel * sign, strides=conv_strides, padding=padding)
+        pooled = ops.max_pool(convolved, self.pool_size, pool_strides)
+        return ops.relu(pooled * sign + self.bias) * scale + (self.beta - self.moving_mean * scale)
+
+    def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
+        batch, *spatial, _ = input_shape
+        if self.padding == "valid":
+            spatial = [None if s is None else s - k + 1 for s, k in zip(spatial, self.kernel_size, strict=True)]
+        pooled = [None if s is None else (s - p) // t + 1
+                  for s, p, t in zip(spatial, self.pool_size, self.pool_strides, strict=True)]  # fmt: skip
+        return (batch, *pooled, self.filters)
+
+    def get_config(self) -> dict[str, Any]:
+        return {
+            **super().get_config(),
+            "filters": self.filters,
+            "kernel_size": self.kernel_size,
+            "pool_size": self.pool_size,
+            "pool_strides": self.pool_strides,
+            "padding": self.padding,
+            "norm_scope": self.norm_scope,
+            "epsilon": self.epsilon,
+        }
