@@ -13,16 +13,16 @@ NORM_WEIGHTS = ("gamma", "beta", "moving_mean", "moving_variance")
 @keras.saving.register_keras_serializable(package="genreflow")
 class ConvReluNormPool(layers.Layer):
     """``max_pool(batch_norm(relu(conv(x) + bias)))`` with frozen normalisation, as the musicnn taggers
-    compute each convolution, normalising the pooled map (4 to 96 times smaller) instead of the full one.
+    compute each convolution, with the normalisation folded into the convolution and only a clamp
+    left on the pooled map (4 to 96 times smaller than the full one TF1 normalised).
 
-    Normalising with frozen statistics is a per-channel map ``a·z + c``. Max-pooling commutes with
-    any increasing map, so channels with ``a ≥ 0`` can be pooled first and normalised after. For a
-    channel with ``a < 0`` the max of ``a·z + c`` is taken where ``z`` is smallest, and the smallest
-    ``relu(conv + bias)`` is ``relu(-max(conv with the kernel negated) + bias)``. Rounding is
-    monotonic, so this is the same arithmetic, not an approximation. The full-size map passes
-    through the convolution and the pool only, and rows a strided pool skips are not computed.
-    The normalisation weights never train (they are the pretraining's statistics); the kernel and
-    bias do when the layer is trainable.
+    Frozen normalisation is a per-channel map ``a·z + c``, so with ``u = conv(x) + bias``:
+    ``a·relu(u) + c = max(a·u + c, c)`` where ``a ≥ 0`` and ``min(a·u + c, c)`` where ``a < 0``.
+    ``a·u + c`` is one convolution (kernel times ``a``, bias ``a·bias + c``), and clamping at ``c``
+    is increasing, so it commutes with max-pooling: pool first, clamp after. The result is the same
+    function up to float rounding. The full-size map passes through the convolution and the pool
+    only, and rows a strided pool skips are not computed. The normalisation weights never train
+    (they are the pretraining's statistics); the kernel and bias do when the layer is trainable.
     """
 
     def __init__(
@@ -55,7 +55,7 @@ class ConvReluNormPool(layers.Layer):
 
     def call(self, inputs: Any) -> Any:
         scale = self.gamma * ops.rsqrt(self.moving_variance + self.epsilon)
-        sign = ops.where(scale < 0, -1.0, 1.0)
+        shift = self.beta - self.moving_mean * scale
         # A pool one position wide that strides reads every s-th row only: convolve at those alone.
         conv_strides = tuple(t if p == 1 else 1 for p, t in zip(self.pool_size, self.pool_strides, strict=True))
         pool_strides = tuple(1 if p == 1 else t for p, t in zip(self.pool_size, self.pool_strides, strict=True))
@@ -63,9 +63,11 @@ class ConvReluNormPool(layers.Layer):
         if padding == "same" and max(conv_strides) > 1:  # strided 'same' would centre on other rows
             inputs = ops.pad(inputs, [(0, 0)] + [((k - 1) // 2, k // 2) for k in self.kernel_size] + [(0, 0)])
             padding = "valid"
-        convolved = ops.conv(inputs, self.kernel * sign, strides=conv_strides, padding=padding)
-        pooled = ops.max_pool(convolved, self.pool_size, pool_strides)
-        return ops.relu(pooled * sign + self.bias) * scale + (self.beta - self.moving_mean * scale)
+        convolved = ops.conv(inputs, self.kernel * scale, strides=conv_strides, padding=padding)
+        normalised = ops.max_pool(convolved, self.pool_size, pool_strides) + (self.bias * scale + shift)
+        floor = ops.where(scale >= 0, shift, -float("inf"))  # relu's zero, normalised
+        ceiling = ops.where(scale < 0, shift, float("inf"))
+        return ops.minimum(ops.maximum(normalised, floor), ceiling)
 
     def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
         batch, *spatial, _ = input_shape
