@@ -15,6 +15,7 @@ import numpy as np
 from genreflow.infra.settings import Settings
 
 BATCH = 32
+PAIRED_ROUNDS = 9  # port and TF1 take turns this many times
 
 
 def bench_train(settings: Settings, *, patches: int, directory: Path | None) -> str:
@@ -30,7 +31,8 @@ def bench_train(settings: Settings, *, patches: int, directory: Path | None) -> 
         lines.append(
             f"  {name:12s} train {row['train']:7.1f} patches/s   inference {row['inference']:7.1f} patches/s"
             + (
-                f"   TF1 graph {row['tf1']:7.1f} patches/s = port {row['inference'] / row['tf1']:.2f}x"
+                f"   TF1 graph {row['tf1']:7.1f} patches/s   port {row['ratio']:.2f}x TF1"
+                f" (median of {PAIRED_ROUNDS} rounds, {row['ratio_low']:.2f}-{row['ratio_high']:.2f})"
                 if "tf1" in row
                 else ""
             )
@@ -70,18 +72,19 @@ def music_patches(n: int) -> dict[str, np.ndarray]:
 
 
 def _rate(run: Callable[[], Any], n: int, repeats: int = 3) -> float:
-    return _rates({"run": run}, n, repeats)["run"]
+    return n / min(_timings({"run": run}, repeats)["run"])
 
 
-def _rates(runs: dict[str, Callable[[], Any]], n: int, repeats: int = 3) -> dict[str, float]:
-    """Items/s of each run, best of ``repeats``; runs take turns so machine drift hits them alike."""
+def _timings(runs: dict[str, Callable[[], Any]], repeats: int) -> dict[str, list[float]]:
+    """Seconds of each run in each of ``repeats`` rounds; runs take turns (the first going first in
+    every other round) so machine drift and order hit them alike."""
     for run in runs.values():
         run()  # warm-up: tracing and allocation
-    best = dict.fromkeys(runs, float("inf"))
-    for _ in range(repeats):
-        for name, run in runs.items():
-            best[name] = min(best[name], _timed(run))
-    return {name: n / seconds for name, seconds in best.items()}
+    seconds: dict[str, list[float]] = {name: [] for name in runs}
+    for round_ in range(repeats):
+        for name in list(runs)[:: -1 if round_ % 2 else 1]:
+            seconds[name].append(_timed(runs[name]))
+    return seconds
 
 
 def _timed(run: Callable[[], Any]) -> float:
@@ -116,7 +119,11 @@ def _throughput(name: str, inputs: dict[str, np.ndarray]) -> dict[str, float]:
             "inference": lambda: _per_batch(tags.predict_on_batch, x),
             "tf1": lambda: _per_batch(reference, frames_first),
         }
-        row.update(_rates(runs, len(x), repeats=5))
+        seconds = _timings(runs, repeats=PAIRED_ROUNDS)
+        row.update({run: len(x) / min(times) for run, times in seconds.items()})
+        # Each round's TF1/port time ratio: the comparison, free of drift between rounds.
+        ratios = np.divide(seconds["tf1"], seconds["inference"])
+        row.update(ratio=float(np.median(ratios)), ratio_low=float(ratios.min()), ratio_high=float(ratios.max()))
     else:
         row["inference"] = _rate(lambda: _per_batch(model.predict_on_batch, x), len(x))
     return row
