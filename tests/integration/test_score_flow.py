@@ -256,5 +256,5 @@ def test_bench_score_reports_bare_predict_and_flow_figures(tmp_path, settings):
     from genreflow.flows.score_bench import bench_score
 
     report = bench_score(settings, tracks=3, seconds=4.0, directory=tmp_path)
-    assert "bare model.predict" in report and "flow overhead over bare predict" in report
+    assert "bare predict_on_batch" in report and "flow overhead over bare predict" in report
     assert report.count("tracks/s") == 2 and "full-track" in report
