@@ -66,9 +66,9 @@ def _flow_line(mode: str, wall_s: float, summary: dict[str, Any]) -> str:
 def bare_predict(store: str) -> tuple[Callable[[], float], int]:
     """A timer of ``predict_on_batch`` on every stored patch of every track, held in memory (read and
     warmed up once), and the number of patches."""
+    from genreflow.pipeline.patches import PatchReader, evaluation_patches
     from genreflow.pipeline.scoring.scorers import load_scorer, resolve_model
     from genreflow.pipeline.store import StoreLayout, current_tracks, read_manifest
-    from genreflow.pipeline.training.data import PatchReader, evaluation_patches
 
     layout = StoreLayout(store)
     scorer = load_scorer(layout, resolve_model(layout, MODEL))

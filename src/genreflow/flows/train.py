@@ -10,10 +10,8 @@ from typing import Any
 from prefect import flow, unmapped
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
-from genreflow.pipeline.registry import models_root
 from genreflow.pipeline.store import StoreLayout
 from genreflow.pipeline.training.fit import TrainConfig
-from genreflow.pipeline.uri import join
 from genreflow.tasks.train import cross_validation, score_config, train_model
 
 
@@ -57,7 +55,7 @@ def train_flow(
             selection["cross_validation"] = cv.result()
         future = train_model.submit(layout, backbone, model_name, config, device, home, selection)
     result = future.result()
-    result["path"] = join(models_root(layout), result["name"], result["version"])
+    result["path"] = layout.model_dir(result["name"], result["version"])
     _publish(result)
     return result
 

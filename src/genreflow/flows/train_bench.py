@@ -138,8 +138,9 @@ def _demo_epoch(settings: Settings, workdir: Path) -> tuple[float, int]:
     from genreflow.flows.runtime import run_ingest
     from genreflow.pipeline.demo import make_demo_catalogue
     from genreflow.pipeline.models.architectures import get_architecture
+    from genreflow.pipeline.patches import PatchReader
     from genreflow.pipeline.store import StoreLayout
-    from genreflow.pipeline.training.data import PatchReader, labelled_tracks
+    from genreflow.pipeline.training.data import labelled_tracks
     from genreflow.pipeline.training.fit import TrainConfig, fit
 
     catalogue, store = workdir / "catalogue", workdir / "store"

@@ -37,10 +37,6 @@ class ModelRef:
         return f"{self.name}@{self.version}"
 
 
-def models_root(layout: StoreLayout) -> str:
-    return join(layout.root, "models")
-
-
 def new_version() -> str:
     return datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
 
@@ -49,7 +45,7 @@ def register(layout: StoreLayout, name: str, staged: Path, card: dict[str, Any])
     """Publish the files in ``staged`` as a new version of ``name``; the card goes last."""
     version = new_version()
     (staged / CARD).write_text(json.dumps({**card, "name": name, "version": version}, indent=2, default=str))
-    target = join(models_root(layout), name, version)
+    target = layout.model_dir(name, version)
     if is_remote(target):
         fs, path = filesystem(target, layout.storage_options)
         for file in sorted(staged.rglob("*"), key=lambda p: p.name == CARD):
@@ -64,7 +60,7 @@ def register(layout: StoreLayout, name: str, staged: Path, card: dict[str, Any])
 
 def list_models(layout: StoreLayout) -> list[dict[str, Any]]:
     """One entry per complete version: name, version, production flag and headline metrics."""
-    fs, root = filesystem(models_root(layout), layout.storage_options)
+    fs, root = filesystem(layout.models, layout.storage_options)
     if not fs.exists(root):
         return []
     entries = []
@@ -92,9 +88,9 @@ def resolve(layout: StoreLayout, spec: str) -> ModelRef:
     name, _, version = spec.partition("@")
     versions = [e["version"] for e in list_models(layout) if e["name"] == name]
     if not versions:
-        raise RegistryError(f"{models_root(layout)}: no model named {name!r} (see `genreflow models list`)")
+        raise RegistryError(f"{layout.models}: no model named {name!r} (see `genreflow models list`)")
     if version in ("", PRODUCTION):
-        fs, root = filesystem(join(models_root(layout), name), layout.storage_options)
+        fs, root = filesystem(layout.model_dir(name), layout.storage_options)
         production = _read_production(fs, root)
         if production is None and version == PRODUCTION:
             raise RegistryError(f"{name}: no version is promoted to production")
@@ -105,20 +101,20 @@ def resolve(layout: StoreLayout, spec: str) -> ModelRef:
 
 
 def read_card(layout: StoreLayout, ref: ModelRef) -> dict[str, Any]:
-    fs, path = filesystem(join(models_root(layout), ref.name, ref.version, CARD), layout.storage_options)
+    fs, path = filesystem(join(layout.model_dir(ref.name, ref.version), CARD), layout.storage_options)
     return json.loads(fs.cat_file(path))
 
 
 def read_labels(layout: StoreLayout, ref: ModelRef) -> list[str]:
     """The class names of a version, in the order of the model's outputs."""
-    fs, path = filesystem(join(models_root(layout), ref.name, ref.version, "labels.json"), layout.storage_options)
+    fs, path = filesystem(join(layout.model_dir(ref.name, ref.version), "labels.json"), layout.storage_options)
     return list(json.loads(fs.cat_file(path)))
 
 
 def promote(layout: StoreLayout, spec: str) -> ModelRef:
     """Make ``spec`` the version nightly scoring uses for its name."""
     ref = resolve(layout, spec if "@" in spec else f"{spec}@")
-    pointer = join(models_root(layout), ref.name, PRODUCTION)
+    pointer = join(layout.model_dir(ref.name), PRODUCTION)
     fs, path = filesystem(pointer, layout.storage_options)
     if is_remote(pointer):  # one PUT replaces the object whole
         fs.pipe_file(path, ref.version.encode())
@@ -131,7 +127,7 @@ def promote(layout: StoreLayout, spec: str) -> ModelRef:
 
 def load_model(layout: StoreLayout, ref: ModelRef) -> Any:
     """The registered Keras model, loaded in safe mode."""
-    source = join(models_root(layout), ref.name, ref.version, "model.keras")
+    source = join(layout.model_dir(ref.name, ref.version), "model.keras")
     if not is_remote(source):
         return load_keras_file(source)
     fs, path = filesystem(source, layout.storage_options)

@@ -14,9 +14,9 @@ import numpy as np
 from .. import registry
 from ..errors import ParameterError
 from ..models import musicnn
+from ..patches import model_inputs
 from ..registry import ModelRef
 from ..store import StoreLayout
-from ..training.data import model_inputs
 
 ZERO_SHOT = {f"{name}-tags": name for name in musicnn.PRETRAINED}  # musicnn-msd-tags, ...
 ZERO_SHOT_VERSION = "musicnn-0.1.0"  # the release whose checkpoints the taggers load

@@ -16,9 +16,9 @@ from datetime import datetime
 import numpy as np
 
 from ..errors import GenreflowError
+from ..patches import PatchReader
 from ..store import StoreLayout
 from ..store.scores import ScoresLayout, rewrite_part, scores_schema, scores_table
-from ..training.data import PatchReader
 from ..uri import filesystem
 from .scorers import ModelInfo, Scorer
 from .windows import TrackAverager, audio_patches

@@ -15,7 +15,7 @@ import numpy as np
 from ..audio import resample, stream_blocks
 from ..errors import DecodeError
 from ..features import get_feature_set
-from ..training.data import crop_frames
+from ..patches import crop_frames
 
 BLOCK_S = 60.0  # audio decoded at a time in full-track mode
 

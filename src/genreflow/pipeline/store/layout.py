@@ -33,6 +33,15 @@ class StoreLayout:
     def runs(self) -> str:
         return join(self.root, "runs")
 
+    @property
+    def models(self) -> str:
+        """The model registry: ``<name>/<version>/`` folders and a ``<name>/production`` pointer."""
+        return join(self.root, "models")
+
+    def model_dir(self, name: str, version: str | None = None) -> str:
+        """A model name's folder, or one of its versions' folders."""
+        return join(self.models, name, version) if version else join(self.models, name)
+
     def manifest_part(self, run_id: str) -> str:
         return join(self.manifest, f"part-{run_id}.parquet")
 

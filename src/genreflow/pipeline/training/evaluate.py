@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .data import PatchReader, evaluation_patches, model_inputs
+from ..patches import PatchReader, evaluation_patches, model_inputs
 
 PROBABILITIES = "probabilities"
 

@@ -15,7 +15,9 @@ from typing import Any
 import numpy as np
 
 from ..models.architectures import Architecture, unfreeze_top
-from .data import Augment, LabelledTracks, PatchReader, evaluation_patches, model_inputs, training_batches
+from ..patches import PatchReader, evaluation_patches, model_inputs
+from .augment import Augment, training_batches
+from .data import LabelledTracks
 from .evaluate import track_outputs
 
 

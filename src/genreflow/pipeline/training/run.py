@@ -15,9 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from ..models.architectures import get_architecture
+from ..patches import PatchReader
 from ..registry import ModelRef, load_keras_file, register
 from ..store import StoreLayout
-from .data import PatchReader, labelled_tracks
+from .data import labelled_tracks
 from .evaluate import PROBABILITIES, metrics, track_outputs, write_report
 from .fit import TrainConfig, fit
 

@@ -13,8 +13,9 @@ import numpy as np
 
 from ..errors import ParameterError
 from ..models.architectures import Architecture, get_architecture
+from ..patches import PatchReader
 from ..store import StoreLayout
-from .data import LabelledTracks, PatchReader, labelled_tracks
+from .data import LabelledTracks, labelled_tracks
 from .evaluate import metrics, predict_tracks
 from .fit import TrainConfig, fit
 
