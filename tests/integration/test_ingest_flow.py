@@ -141,7 +141,7 @@ def test_cli_exit_codes_and_fast_help(tmp_path, settings):
 
 
 def test_bench_reports_baseline_and_flow_ratios(tmp_path, settings):
-    from genreflow.flows.bench import bench_ingest
+    from genreflow.bench.ingest import bench_ingest
 
     report = bench_ingest(settings, tracks=4, seconds=2.0, directory=tmp_path)
     assert "serial baseline" in report and report.count("x baseline") == 3
@@ -153,10 +153,9 @@ def test_bench_reports_baseline_and_flow_ratios(tmp_path, settings):
         assert np.isfinite(read_rows(ceiling_store, name, slice(0, 4)).astype(np.float32)).all()
 
 
-def test_bench_catalogue_copies_have_own_bytes_but_decode_identically(tmp_path, monkeypatch):
-    from genreflow.flows import bench
+def test_bench_catalogue_copies_have_own_bytes_but_decode_identically(tmp_path):
+    from genreflow.bench.clips import make_clips
 
-    monkeypatch.setattr(bench, "UNIQUE_CLIPS", 1)
-    first, copy = bench._make_clips(tmp_path, tracks=2, seconds=1.0)
+    first, copy = make_clips(tmp_path, tracks=2, seconds=1.0, unique=1)
     assert first.read_bytes() != copy.read_bytes()
     np.testing.assert_array_equal(sf.read(first)[0], sf.read(copy)[0])

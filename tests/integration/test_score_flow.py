@@ -253,7 +253,7 @@ def test_predict_prints_top_labels_and_names_bad_files(tmp_path, capsys):
 
 
 def test_bench_score_reports_bare_predict_and_flow_figures(tmp_path, settings):
-    from genreflow.flows.score_bench import bench_score
+    from genreflow.bench.score import bench_score
 
     report = bench_score(settings, tracks=3, seconds=4.0, directory=tmp_path)
     assert "bare predict_on_batch" in report and "flow overhead over bare predict" in report

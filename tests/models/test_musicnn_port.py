@@ -3,7 +3,7 @@ import shutil
 import numpy as np
 import pytest
 
-from genreflow.flows.train_bench import music_patches as synthetic_patches
+from genreflow.bench.clips import music_patches as synthetic_patches
 from genreflow.pipeline.models.musicnn import (
     MSD_TAGS,
     MTT_TAGS,

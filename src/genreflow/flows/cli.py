@@ -386,18 +386,18 @@ def _predict(args: argparse.Namespace) -> int:
 def _bench(args: argparse.Namespace) -> int:
     settings = _settings(args)
     if args.what == "train":
+        from genreflow.bench.train import bench_train
         from genreflow.flows.runtime import prepare
-        from genreflow.flows.train_bench import bench_train
 
         prepare(settings)
         print(bench_train(settings, patches=args.patches, directory=args.dir))
         return EXIT_OK
     if args.what == "score":
-        from genreflow.flows.score_bench import bench_score
+        from genreflow.bench.score import bench_score
 
         print(bench_score(settings, tracks=args.tracks, seconds=args.seconds, directory=args.dir))
         return EXIT_OK
-    from genreflow.flows.bench import bench_ingest
+    from genreflow.bench.ingest import bench_ingest
 
     print(bench_ingest(settings, tracks=args.tracks, seconds=args.seconds, directory=args.dir))
     return EXIT_OK

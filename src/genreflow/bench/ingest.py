@@ -11,11 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import soundfile as sf
-import soxr
 
+from genreflow.bench.baseline import serial_mel_baseline
+from genreflow.bench.clips import make_clips
 from genreflow.infra.settings import Settings
-from genreflow.pipeline.baseline import serial_mel_baseline
 
 
 def bench_ingest(settings: Settings, *, tracks: int, seconds: float, directory: Path | None) -> str:
@@ -23,7 +22,7 @@ def bench_ingest(settings: Settings, *, tracks: int, seconds: float, directory: 
     from genreflow.flows.runtime import run_ingest
 
     workdir = Path(directory or tempfile.mkdtemp(prefix="genreflow-bench-"))
-    clips = _make_clips(workdir / "clips", tracks, seconds)
+    clips = make_clips(workdir / "clips", tracks, seconds)
     baseline_s = serial_mel_baseline(clips, workdir / "baseline")
     costs = feature_costs(clips[0])
     diff_s = manifest_diff_seconds(100_000)
@@ -155,40 +154,6 @@ def feature_costs(path: Path, repeats: int = 15) -> dict[str, float]:
                 fs.compute(inputs[name], sr=fs.sample_rate)
                 times[name].append(time.perf_counter() - started)
     return {name: 1000 * statistics.median(values) for name, values in times.items()}
-
-
-UNIQUE_CLIPS = 64  # MP3 encoding costs ~0.7 s a clip; larger catalogues re-tag these
-
-
-def _make_clips(folder: Path, tracks: int, seconds: float) -> list[Path]:
-    """``tracks`` distinct MP3 files: up to :data:`UNIQUE_CLIPS` synthesized, the rest copies of them
-    behind an ID3v2 tag holding their index, so every file has its own bytes (and content-hash id)
-    while decoding exactly like its source."""
-    from genreflow.pipeline.demo import SR, STYLES, synthesize
-
-    folder.mkdir(parents=True, exist_ok=True)
-    genres = list(STYLES)
-    paths = []
-    for i in range(tracks):
-        path = folder / f"clip{i:05d}.mp3"
-        if not path.exists():
-            if i < UNIQUE_CLIPS:
-                mono = synthesize(genres[i % len(genres)], seconds=seconds, rng=np.random.default_rng(i))
-                audio = soxr.resample(mono, SR, 44100)
-                sf.write(path, np.stack([audio, 0.9 * audio], axis=1), 44100, format="MP3")
-            else:
-                path.write_bytes(_id3_tag(i) + paths[i % UNIQUE_CLIPS].read_bytes())
-        paths.append(path)
-    return paths
-
-
-def _id3_tag(index: int) -> bytes:
-    """A minimal ID3v2.3 tag with one private frame; decoders skip it."""
-    payload = b"genreflow-bench\x00" + index.to_bytes(4, "big")
-    frame = b"PRIV" + len(payload).to_bytes(4, "big") + b"\x00\x00" + payload
-    size = len(frame)
-    syncsafe = bytes((size >> shift) & 0x7F for shift in (21, 14, 7, 0))
-    return b"ID3\x03\x00\x00" + syncsafe + frame
 
 
 def _report(tracks: int, seconds: float, baseline_s: float, costs: dict[str, float], runs: dict[str, Any]) -> str:

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from genreflow.bench.clips import music_patches
 from genreflow.infra.settings import Settings
 
 BATCH = 32
@@ -27,7 +28,7 @@ def bench_train(settings: Settings, *, patches: int, directory: Path | None) -> 
     inputs = music_patches(patches)
     lines = [f"genreflow bench train: {patches} patches of 3 s, batch {BATCH}, on {device}"]
     for name in ("musicnn-msd", "musicnn-mtt", "vgg-msd", "vgg-mtt", "cnn2"):
-        row = _throughput(name, inputs)
+        row = throughput(name, inputs)
         lines.append(
             f"  {name:12s} train {row['train']:7.1f} patches/s   inference {row['inference']:7.1f} patches/s"
             + (
@@ -42,33 +43,6 @@ def bench_train(settings: Settings, *, patches: int, directory: Path | None) -> 
         f"  one epoch of musicnn-msd (head phase) on the demo store: {epoch_s:.1f} s for {tracks} training tracks"
     )
     return "\n".join(lines)
-
-
-def music_patches(n: int) -> dict[str, np.ndarray]:
-    """musicnn96 and mel128 patches of synthetic music (real spectra, not noise)."""
-    import soxr
-
-    from genreflow.pipeline.demo import SR, STYLES, synthesize
-    from genreflow.pipeline.features import MEL128, MUSICNN96
-    from genreflow.pipeline.models.architectures import get_architecture
-
-    frames = {
-        "musicnn96": get_architecture("musicnn-msd").patch_frames[0],
-        "mel128": get_architecture("cnn2").patch_frames[0],
-    }
-    out: dict[str, list[np.ndarray]] = {"musicnn96": [], "mel128": []}
-    rng = np.random.default_rng(0)
-    genres = list(STYLES)
-    per_clip = min(10, -(-n // len(genres)))  # spread small requests over every genre
-    clips = 0
-    while min(len(values) for values in out.values()) < n:
-        audio = synthesize(genres[clips % len(genres)], seconds=3.0 * per_clip + 0.5, rng=rng)
-        clips += 1
-        for fs in (MUSICNN96, MEL128):
-            features = fs.compute(soxr.resample(audio, SR, fs.sample_rate).astype(np.float32), sr=fs.sample_rate)
-            size = frames[fs.name]
-            out[fs.name] += [features[:, s : s + size] for s in range(0, features.shape[1] - size + 1, size)][:per_clip]
-    return {name: np.stack(values[:n]).astype(np.float32) for name, values in out.items()}
 
 
 def _rate(run: Callable[[], Any], n: int, repeats: int = 3) -> float:
@@ -93,7 +67,7 @@ def _timed(run: Callable[[], Any]) -> float:
     return time.perf_counter() - started
 
 
-def _throughput(name: str, inputs: dict[str, np.ndarray]) -> dict[str, float]:
+def throughput(name: str, inputs: dict[str, np.ndarray]) -> dict[str, float]:
     import keras
 
     from genreflow.pipeline.models import musicnn

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from genreflow.bench.clips import make_clips
 from genreflow.infra.settings import Settings
 
 MODEL = "musicnn-msd-tags"  # the musicnn-msd backbone the default genre model is built on; needs no training
@@ -19,12 +20,11 @@ BATCH = 64
 def bench_score(settings: Settings, *, tracks: int, seconds: float, directory: Path | None) -> str:
     """Patches/s of bare ``predict``, then tracks/s and patches/s of the flow from the store and from
     audio; the flow's overhead is its whole wall time (cluster start included) over bare ``predict``'s."""
-    from genreflow.flows.bench import _make_clips
     from genreflow.flows.runtime import prepare, run_ingest, run_score
 
     prepare(settings)
     workdir = Path(directory or tempfile.mkdtemp(prefix="genreflow-bench-score-"))
-    _make_clips(workdir / "clips", tracks, seconds)
+    make_clips(workdir / "clips", tracks, seconds)
     store = str(workdir / "store")
     run_ingest(settings, source=str(workdir / "clips"), store=store, dataset="unlabelled",
                feature_sets=["musicnn96"], show_progress=False)  # fmt: skip

@@ -1,0 +1,66 @@
+"""Synthetic inputs the benchmarks share: distinct MP3 catalogues and patches of synthetic music."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import soxr
+
+from genreflow.pipeline.demo import SR, STYLES, synthesize
+
+UNIQUE_CLIPS = 64  # MP3 encoding costs ~0.7 s a clip; larger catalogues re-tag these
+
+
+def make_clips(folder: Path, tracks: int, seconds: float, *, unique: int = UNIQUE_CLIPS) -> list[Path]:
+    """``tracks`` distinct MP3 files: up to ``unique`` synthesized, the rest copies of them
+    behind an ID3v2 tag holding their index, so every file has its own bytes (and content-hash id)
+    while decoding exactly like its source."""
+    folder.mkdir(parents=True, exist_ok=True)
+    genres = list(STYLES)
+    paths = []
+    for i in range(tracks):
+        path = folder / f"clip{i:05d}.mp3"
+        if not path.exists():
+            if i < unique:
+                mono = synthesize(genres[i % len(genres)], seconds=seconds, rng=np.random.default_rng(i))
+                audio = soxr.resample(mono, SR, 44100)
+                sf.write(path, np.stack([audio, 0.9 * audio], axis=1), 44100, format="MP3")
+            else:
+                path.write_bytes(_id3_tag(i) + paths[i % unique].read_bytes())
+        paths.append(path)
+    return paths
+
+
+def _id3_tag(index: int) -> bytes:
+    """A minimal ID3v2.3 tag with one private frame; decoders skip it."""
+    payload = b"genreflow-bench\x00" + index.to_bytes(4, "big")
+    frame = b"PRIV" + len(payload).to_bytes(4, "big") + b"\x00\x00" + payload
+    size = len(frame)
+    syncsafe = bytes((size >> shift) & 0x7F for shift in (21, 14, 7, 0))
+    return b"ID3\x03\x00\x00" + syncsafe + frame
+
+
+def music_patches(n: int) -> dict[str, np.ndarray]:
+    """musicnn96 and mel128 patches of synthetic music (real spectra, not noise)."""
+    from genreflow.pipeline.features import MEL128, MUSICNN96
+    from genreflow.pipeline.models.architectures import get_architecture
+
+    frames = {
+        "musicnn96": get_architecture("musicnn-msd").patch_frames[0],
+        "mel128": get_architecture("cnn2").patch_frames[0],
+    }
+    out: dict[str, list[np.ndarray]] = {"musicnn96": [], "mel128": []}
+    rng = np.random.default_rng(0)
+    genres = list(STYLES)
+    per_clip = min(10, -(-n // len(genres)))  # spread small requests over every genre
+    clips = 0
+    while min(len(values) for values in out.values()) < n:
+        audio = synthesize(genres[clips % len(genres)], seconds=3.0 * per_clip + 0.5, rng=rng)
+        clips += 1
+        for fs in (MUSICNN96, MEL128):
+            features = fs.compute(soxr.resample(audio, SR, fs.sample_rate).astype(np.float32), sr=fs.sample_rate)
+            size = frames[fs.name]
+            out[fs.name] += [features[:, s : s + size] for s in range(0, features.shape[1] - size + 1, size)][:per_clip]
+    return {name: np.stack(values[:n]).astype(np.float32) for name, values in out.items()}
