@@ -1,5 +1,6 @@
 """Model selection that never looks at the test split: a hyper-parameter grid scored on validation,
-and K-fold cross-validation for a mean ± std estimate (seed 002's grid, seed 003's folds)."""
+and K-fold cross-validation for a mean ± std estimate (seed 002's grid, seed 003's folds), over the
+dataset's own folds where it has them (UrbanSound8K)."""
 
 from __future__ import annotations
 
@@ -10,15 +11,18 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from ..errors import ParameterError
 from ..models.architectures import Architecture, get_architecture
 from ..patches import PatchReader
 from ..store import StoreLayout
+from .config import TrainConfig
 from .data import LabelledTracks, labelled_tracks
 from .evaluate import metrics, predict_tracks
-from .fit import TrainConfig, fit
+from .fit import fit
 
+_DATASET_NAMES = {"us8k": "UrbanSound8K"}
 GRID_KEYS = {"lr": "learning_rate", "batch": "batch_size", "epochs": "epochs", "patience": "patience"}
 
 
@@ -52,25 +56,66 @@ def validation_score(layout: StoreLayout, arch_name: str, config: TrainConfig) -
 
 
 def cross_validate(layout: StoreLayout, arch_name: str, config: TrainConfig, *, folds: int) -> dict[str, Any]:
-    """K stratified folds of every labelled track: each fold is test once, the next one valid.
+    """K folds of every labelled track (:func:`fold_assignment`): each fold is test once, the next one valid.
 
-    Returns mean and standard deviation of accuracy and macro-F1 over folds, and each fold's figures.
+    Returns mean and standard deviation of accuracy and macro-F1 over folds, each fold's figures,
+    and ``fold_source``: where the folds came from.
     """
     if folds < 3:
         raise ParameterError(f"--cv needs at least 3 folds (one test, one valid, the rest train), got {folds}")
     arch = get_architecture(arch_name)
     data = labelled_tracks(layout, arch.inputs, seed=config.seed)
-    fold_of = _stratified_folds(data.table["label"].to_numpy(), folds, seed=config.seed)
+    fold_of, fold_source = fold_assignment(data.table, folds, seed=config.seed)
     results = []
     for k in range(folds):
         split = np.where(fold_of == k, "test", np.where(fold_of == (k + 1) % folds, "valid", "train"))
-        fold = LabelledTracks(data.table.assign(split=split), data.classes, f"cv fold {k + 1}/{folds}")
+        fold = dataclasses.replace(data, table=data.table.assign(split=split), split_source=f"cv fold {k + 1}/{folds}")
         results.append(_fit_and_score(arch, layout, fold, config, "test"))
-    summary = {"folds": folds, "per_fold": results}
+    summary: dict[str, Any] = {"folds": folds, "fold_source": fold_source, "per_fold": results}
     for key in ("accuracy", "macro_f1"):
         values = np.array([r[key] for r in results])
         summary[key] = {"mean": float(values.mean()), "std": float(values.std(ddof=1))}
     return summary
+
+
+def fold_assignment(table: pd.DataFrame, folds: int, *, seed: int) -> tuple[np.ndarray, str]:
+    """Each track's cross-validation fold (0 to K-1), and where the folds came from.
+
+    Tracks with a dataset fold (``fold``: UrbanSound8K's ten) keep it, fold k being the dataset's
+    k-th in order: slices of one recording share a fold, so they never land in both train and test,
+    as the dataset's authors require, and K must be the number of those folds. Tracks without one
+    (another dataset in the same store) are spread over the same K folds, stratified by label and
+    seeded, as is every track of a store without dataset folds.
+
+    Returns
+    -------
+    The fold index per row of ``table``, and ``"dataset"``, ``"stratified(seed=S)"`` or
+    ``"dataset+stratified(seed=S)"``.
+
+    Raises
+    ------
+    ParameterError
+        K is not the number of dataset folds, fewer than 3 dataset folds, or a label with fewer
+        tracks than K to stratify.
+    """
+    stratified = f"stratified(seed={seed})"
+    has_fold = table["fold"].notna().to_numpy()
+    if not has_fold.any():
+        return _stratified_folds(table["label"].to_numpy(), folds, seed=seed), stratified
+    dataset_folds = sorted({int(f) for f in table["fold"][has_fold]})
+    names = sorted({_DATASET_NAMES.get(str(d), str(d)) for d in table["dataset"][has_fold].dropna()})
+    given = f"these tracks come with {len(dataset_folds)} predefined folds ({', '.join(names) or 'dataset folds'})"
+    if len(dataset_folds) < 3:
+        raise ParameterError(f"{given}: cross-validation by fold needs 3 or more (one test, one valid, the rest train)")
+    if folds != len(dataset_folds):
+        raise ParameterError(f"--cv {folds}: {given}; cross-validation uses them: pass --cv {len(dataset_folds)}")
+    position = {fold: k for k, fold in enumerate(dataset_folds)}
+    fold_of = np.empty(len(table), dtype=int)
+    fold_of[has_fold] = [position[int(f)] for f in table["fold"][has_fold]]
+    if has_fold.all():
+        return fold_of, "dataset"
+    fold_of[~has_fold] = _stratified_folds(table["label"].to_numpy()[~has_fold], folds, seed=seed)
+    return fold_of, f"dataset+{stratified}"
 
 
 def _fit_and_score(
