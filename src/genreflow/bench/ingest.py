@@ -7,6 +7,7 @@ import shutil
 import statistics
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ import numpy as np
 from genreflow.bench.baseline import serial_mel_baseline
 from genreflow.bench.clips import make_clips
 from genreflow.infra.settings import Settings
+from genreflow.pipeline.ingest import ShardRun
 
 
 def bench_ingest(settings: Settings, *, tracks: int, seconds: float, directory: Path | None) -> str:
@@ -163,13 +165,13 @@ def _report(tracks: int, seconds: float, baseline_s: float, costs: dict[str, flo
         f"  serial baseline (librosa.load + melspectrogram + np.save): {base_rate:6.2f} tracks/s",
     ]
     for label, (workers, summary) in runs.items():
-        rate = summary["selected"] / summary["wall_s"]
-        ideal = summary["compute_s"] / workers
-        overhead = summary["wall_s"] / ideal - 1 if ideal else float("nan")
-        peaks = _peaks_by_worker(summary["shards"])
+        rate = summary.selected / summary.wall_s
+        ideal = summary.compute_s / workers
+        overhead = summary.wall_s / ideal - 1 if ideal else float("nan")
+        peaks = _peaks_by_worker(summary.shards)
         lines.append(
             f"  ingest flow, {label}: {rate:6.2f} tracks/s = {rate / base_rate:4.2f}x baseline; "
-            f"flow wall {summary['wall_s']:.1f} s vs shard compute {summary['compute_s']:.1f} s / {workers} "
+            f"flow wall {summary.wall_s:.1f} s vs shard compute {summary.compute_s:.1f} s / {workers} "
             f"= overhead {100 * overhead:.0f}%"
         )
         lines.append(f"    peak worker RSS (MiB) per worker, first shard -> last shard: {peaks}")
@@ -181,8 +183,8 @@ def _report(tracks: int, seconds: float, baseline_s: float, costs: dict[str, flo
     return "\n".join(lines)
 
 
-def _peaks_by_worker(shards: list[dict[str, Any]]) -> str:
+def _peaks_by_worker(shards: Sequence[ShardRun]) -> str:
     by_pid: dict[int, list[float]] = {}
     for shard in shards:
-        by_pid.setdefault(shard["pid"], []).append(shard["peak_rss"] / 2**20)
+        by_pid.setdefault(shard.pid, []).append(shard.peak_rss / 2**20)
     return "; ".join(f"{values[0]:.0f} -> {values[-1]:.0f}" for values in by_pid.values())

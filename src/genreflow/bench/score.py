@@ -8,10 +8,10 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from genreflow.bench.clips import make_clips
 from genreflow.infra.settings import Settings
+from genreflow.pipeline.scoring.summary import ScoreSummary
 
 MODEL = "musicnn-msd-tags"  # the musicnn-msd backbone the default genre model is built on; needs no training
 BATCH = 64
@@ -55,11 +55,11 @@ def bench_score(settings: Settings, *, tracks: int, seconds: float, directory: P
     )
 
 
-def _flow_line(mode: str, wall_s: float, summary: dict[str, Any]) -> str:
+def _flow_line(mode: str, wall_s: float, summary: ScoreSummary) -> str:
     return (
-        f"  score flow, {mode:10s}: {summary['scored'] / wall_s:6.2f} tracks/s, {summary['n_patches'] / wall_s:6.1f} "
-        f"patches/s ({summary['n_patches']} windows in {wall_s:.1f} s; {summary['tasks']} tasks, "
-        f"{summary['compute_s']:.1f} s inside them)"
+        f"  score flow, {mode:10s}: {summary.scored / wall_s:6.2f} tracks/s, {summary.n_patches / wall_s:6.1f} "
+        f"patches/s ({summary.n_patches} windows in {wall_s:.1f} s; {summary.tasks} tasks, "
+        f"{summary.compute_s:.1f} s inside them)"
     )
 
 

@@ -114,8 +114,9 @@ def _demo_epoch(settings: Settings, workdir: Path) -> tuple[float, int]:
     from genreflow.pipeline.models.architectures import get_architecture
     from genreflow.pipeline.patches import PatchReader
     from genreflow.pipeline.store import StoreLayout
+    from genreflow.pipeline.training.config import TrainConfig
     from genreflow.pipeline.training.data import labelled_tracks
-    from genreflow.pipeline.training.fit import TrainConfig, fit
+    from genreflow.pipeline.training.fit import fit
 
     catalogue, store = workdir / "catalogue", workdir / "store"
     if not (catalogue / "genres").exists():

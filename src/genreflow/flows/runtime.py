@@ -1,13 +1,21 @@
-"""Running flows from the CLI: quiet environment, a Prefect API, a Dask task runner, then the flow."""
+"""Running flows from the CLI: checks that fail fast, a quiet environment, a Prefect API, a Dask task
+runner, then the flow."""
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from genreflow.infra.devices import DEVICES
 from genreflow.infra.logs import configure_environment
 from genreflow.infra.prefect_api import ensure_prefect_api
 from genreflow.infra.settings import Settings
+from genreflow.pipeline.store import StoreLayout, require_store_root, require_tracks
+from genreflow.pipeline.training.config import DEFAULT_ARCHITECTURE, TrainConfig
+
+if TYPE_CHECKING:  # the flows' result types; importing them here would load every flow's dependencies
+    from genreflow.pipeline.ingest import IngestSummary
+    from genreflow.pipeline.scoring.summary import ScoreSummary
+    from genreflow.pipeline.training.run import TrainResult
 
 
 def prepare(settings: Settings) -> None:
@@ -16,17 +24,27 @@ def prepare(settings: Settings) -> None:
     ensure_prefect_api(settings.home)
 
 
-def run_ingest(settings: Settings, *, source: str, store: str | None = None, **params: Any) -> dict[str, Any]:
-    """Run the ingest flow on the runner ``settings`` describe; returns the flow's summary."""
+def run_ingest(settings: Settings, *, source: str, store: str | None = None, **params: Any) -> IngestSummary:
+    """Run the ingest flow on the runner ``settings`` describe; returns the flow's summary.
+
+    A missing source or a store root that is a file is reported before any server or worker starts.
+    """
+    from genreflow.pipeline.datasets import require_source
+
+    store = store or _store(settings)
+    require_source(source, storage_options=settings.storage_options)
+    require_store_root(StoreLayout(store, settings.storage_options))
     prepare(settings)
     from genreflow.flows.ingest import ingest_flow
 
     flow = _on_dask(settings, ingest_flow)
-    return flow(source, store or settings.store, storage_options=settings.storage_options, **params)
+    return flow(source, store, storage_options=settings.storage_options, **params)
 
 
-def run_score(settings: Settings, *, store: str | None = None, **params: Any) -> dict[str, Any]:
+def run_score(settings: Settings, *, store: str | None = None, **params: Any) -> ScoreSummary:
     """Run the scoring flow on the runner ``settings`` describe; returns the flow's summary."""
+    store = store or _store(settings)
+    require_tracks(StoreLayout(store, settings.storage_options))
     prepare(settings)
     from genreflow.flows.score import score_flow
 
@@ -35,7 +53,7 @@ def run_score(settings: Settings, *, store: str | None = None, **params: Any) ->
 
         params.setdefault("threads", cpu_threads_per_worker(settings.workers))
     flow = _on_dask(settings, score_flow)
-    return flow(store or settings.store, storage_options=settings.storage_options, **params)
+    return flow(store, storage_options=settings.storage_options, **params)
 
 
 def _on_dask(settings: Settings, flow: Any) -> Any:
@@ -51,14 +69,19 @@ def _on_dask(settings: Settings, flow: Any) -> Any:
 def run_train(
     settings: Settings,
     *,
-    backbone: str,
-    model_name: str | None,
-    config: Any,
-    device: str,
-    grid: list[Any] | None = None,
+    backbone: str = DEFAULT_ARCHITECTURE,
+    model_name: str | None = None,
+    config: TrainConfig | None = None,
+    device: str = DEVICES[0],
+    grid: list[TrainConfig] | None = None,
     cv_folds: int = 0,
-) -> dict[str, Any]:
+) -> TrainResult:
     """Run the training flow: in this process (its GPU if any), or on a Dask cluster's GPU worker."""
+    from genreflow.pipeline.models.architectures import get_architecture
+
+    store = _store(settings)
+    get_architecture(backbone)  # an unknown name is refused before anything starts
+    require_tracks(StoreLayout(store, settings.storage_options))
     prepare(settings)
     from genreflow.flows.train import train_flow
     from genreflow.infra.logs import quiet_loggers
@@ -77,10 +100,10 @@ def run_train(
             gpu_worker = device != "cpu" and gpu_resources(client)
         flow = train_flow.with_options(task_runner=task_runner(settings))
     return flow(
-        settings.store,
+        store,
         backbone,
         model_name=model_name,
-        config=config,
+        config=config or TrainConfig(),
         grid=grid,
         cv_folds=cv_folds,
         device=device,
@@ -90,52 +113,9 @@ def run_train(
     )
 
 
-def run_demo(settings: Settings, *, directory: Path) -> int:
-    """Make the demo catalogue (once) and run every stage that exists on it; prints where things are."""
-    from genreflow.flows.cli import EXIT_OK, describe_ingest
-    from genreflow.pipeline.demo import make_demo_catalogue
+def _store(settings: Settings) -> str:
+    from genreflow.pipeline.errors import ParameterError
 
-    catalogue = directory / "catalogue"
-    if not (catalogue / "genres").exists():
-        paths = make_demo_catalogue(catalogue)
-        print(f"demo catalogue: {len(paths)} files under {catalogue / 'genres'}")
-    store = settings.store or str(directory / "store")
-    summary = run_ingest(settings, source=str(catalogue), store=store, feature_sets=["mel128", "musicnn96", "wavelet"])
-    print(describe_ingest(summary))
-    print(f"feature store: {store}/features.zarr   manifest: {store}/manifest/")
-    print("the broken demo files above are expected to fail: they show how bad input is reported")
-
-    import dataclasses
-
-    from genreflow.flows.cli import describe_training
-    from genreflow.pipeline.models.architectures import DEFAULT_ARCHITECTURE
-    from genreflow.pipeline.registry import promote
-    from genreflow.pipeline.store import StoreLayout
-    from genreflow.pipeline.training.fit import TrainConfig
-
-    trained = run_train(
-        dataclasses.replace(settings, store=store),
-        backbone=DEFAULT_ARCHITECTURE,
-        model_name="genre",
-        config=TrainConfig(),
-        device="auto",
-    )
-    print(describe_training(trained))
-    print(f"production model: {promote(StoreLayout(store, settings.storage_options), 'genre@' + trained['version'])}")
-
-    from genreflow.flows.cli import describe_scoring
-
-    scored = run_score(dataclasses.replace(settings, store=store), model="genre")
-    print(describe_scoring(scored))
-    print(example_rows(scored["scores"]))
-    return EXIT_OK
-
-
-def example_rows(folder: str, n: int = 3) -> str:
-    """The first ``n`` rows of a model version's scores, as a person would look at them in pandas."""
-    import pandas as pd
-
-    frame = pd.read_parquet(folder).head(n)
-    columns = ["track_id", "label_top", "prob_top", "top3", "n_windows"]
-    with pd.option_context("display.width", 160, "display.max_colwidth", 60):
-        return f"three example rows of {folder}:\n{frame[columns].to_string(index=False)}"
+    if not settings.store:
+        raise ParameterError("--store (or GENREFLOW_STORE) is required")
+    return settings.store

@@ -8,10 +8,11 @@ from pathlib import Path
 from typing import Any
 
 from prefect import flow, unmapped
-from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from genreflow.pipeline.store import StoreLayout
-from genreflow.pipeline.training.fit import TrainConfig
+from genreflow.pipeline.training.config import TrainConfig
+from genreflow.pipeline.training.run import TrainResult
+from genreflow.tasks.reports import publish_train_report
 from genreflow.tasks.train import cross_validation, score_config, train_model
 
 
@@ -28,7 +29,7 @@ def train_flow(
     home: Path,
     storage_options: Mapping[str, Any] | None = None,
     gpu_worker: bool = False,
-) -> dict[str, Any]:
+) -> TrainResult:
     """Train ``backbone`` on the store's labelled tracks and register the result.
 
     ``grid`` configs are fitted as parallel tasks and scored on validation; the best one is trained
@@ -55,31 +56,9 @@ def train_flow(
             selection["cross_validation"] = cv.result()
         future = train_model.submit(layout, backbone, model_name, config, device, home, selection)
     result = future.result()
-    result["path"] = layout.model_dir(result["name"], result["version"])
-    _publish(result)
+    publish_train_report(result)
     return result
 
 
 def _grid_point(config: TrainConfig) -> dict[str, Any]:
     return {"learning_rate": config.learning_rate, "batch_size": config.batch_size, "epochs": config.epochs}
-
-
-def _publish(result: dict[str, Any]) -> None:
-    metrics = result["card"]["metrics"]
-    key = f"train-{result['name']}-{result['version']}".lower().replace("_", "-").replace(".", "-")
-    create_table_artifact(
-        key=f"{key}-classes",
-        table=[{"class": name, **values} for name, values in metrics["per_class"].items()],
-        description=f"Per-class test figures of {result['name']}@{result['version']}",
-    )
-    create_markdown_artifact(
-        key=f"{key}-summary",
-        markdown="\n".join(
-            [
-                f"# {result['name']}@{result['version']} ({result['card']['architecture']}, {result['device']})",
-                f"- test accuracy {metrics['accuracy']:.3f}, top-3 {metrics['top3_accuracy']:.3f}, "
-                f"macro-F1 {metrics['macro_f1']:.3f} on {metrics['n_tracks']} tracks",
-                f"- report: `{result['path']}/report/index.html`",
-            ]
-        ),
-    )

@@ -8,6 +8,9 @@ import os
 NO_TELEMETRY_ENV = {"DO_NOT_TRACK": "1", "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
 QUIET_ENV = {
     "PREFECT_LOGGING_LEVEL": "WARNING",
+    # Prefect's console handler prints a task's or flow's exception with its traceback before the CLI
+    # prints its one line; the API handler still sends them to the server, so the UI keeps them.
+    "PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL": "CRITICAL",
     "TF_CPP_MIN_LOG_LEVEL": "3",
     "DASK_LOGGING__DISTRIBUTED": "warning",
 }

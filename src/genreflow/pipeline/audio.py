@@ -17,6 +17,7 @@ import soundfile as sf
 import soxr
 
 from .errors import DecodeError, ParameterError
+from .ingest_config import DEFAULT_MIN_DURATION_S, DEFAULT_WINDOW_S
 
 CHANNEL_VIEWS = ("mid", "left", "right")
 AUDIO_EXTENSIONS = frozenset(
@@ -51,8 +52,8 @@ class ClipWindow:
     Tracks shorter than ``min_seconds`` are rejected rather than stored as mostly padding.
     """
 
-    seconds: float = 30.0
-    min_seconds: float = 1.0
+    seconds: float = DEFAULT_WINDOW_S
+    min_seconds: float = DEFAULT_MIN_DURATION_S
 
     def __post_init__(self) -> None:
         if not (self.seconds > 0 and 0 <= self.min_seconds <= self.seconds):

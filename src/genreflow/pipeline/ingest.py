@@ -7,8 +7,10 @@ manifest and the ``track_id`` array, so each has exactly one writer.
 
 from __future__ import annotations
 
+import dataclasses
 import secrets
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import ParameterError
-from .extract import Shard, TrackRef
+from .extract import Shard, ShardResult, TrackRef
 from .features import FeatureSet
 from .store import (
     FeatureStore,
@@ -173,13 +175,80 @@ def _track_ref(record: dict[str, Any]) -> TrackRef:
     )
 
 
-def summarise_run(committed: Sequence[dict[str, Any]], *, unprocessed: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """Counts by status and label, and the failures with their reasons, for reports and exit codes."""
+@dataclass(frozen=True)
+class FailedTrack:
+    """A file that did not become features this run, and why (decoding, or its shard failing)."""
+
+    uri: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class ShardRun:
+    """How one shard ran: its tracks, seconds inside the task, worker process and peak memory."""
+
+    index: int
+    tracks: int
+    seconds: float
+    pid: int
+    peak_rss: int
+
+
+@dataclass(frozen=True)
+class IngestSummary:
+    """What an ingest run did: what the CLI prints, the artifacts show and the exit code is read from.
+
+    ``counts`` and ``by_label`` count the committed rows by status (``ok``, ``failed``,
+    ``skipped``); ``unprocessed`` are the tracks of shards that failed after their retries (they are
+    selected again next run); ``phases`` holds the flow's wall seconds per step.
+    """
+
+    run_id: str
+    source: str
+    store: str
+    dataset: str
+    listed: int
+    selected: int
+    counts: dict[str, int]
+    by_label: dict[str, dict[str, int]]
+    failures: tuple[FailedTrack, ...]
+    unprocessed: tuple[FailedTrack, ...]
+    recovered_runs: tuple[str, ...]
+    feature_sets: tuple[str, ...]
+    wall_s: float
+    compute_s: float
+    phases: dict[str, float]
+    shards: tuple[ShardRun, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def summarise_run(
+    committed: Sequence[dict[str, Any]],
+    *,
+    results: Sequence[ShardResult],
+    unprocessed: Sequence[FailedTrack],
+    **run: Any,
+) -> IngestSummary:
+    """The run's summary from its committed manifest rows and shard results; ``run`` carries the
+    run's facts (``run_id``, ``source``, ``store``, ``dataset``, ``listed``, ``selected``,
+    ``recovered_runs``, ``feature_sets``, ``wall_s``, ``phases``)."""
     counts: dict[str, int] = {}
     by_label: dict[str, dict[str, int]] = {}
     for row in committed:
         counts[row["status"]] = counts.get(row["status"], 0) + 1
         label = by_label.setdefault(row["label"] or "(none)", {"ok": 0, "failed": 0, "skipped": 0})
         label[row["status"]] += 1
-    failures = [{"uri": r["uri"], "reason": r["error"]} for r in committed if r["status"] == "failed"]
-    return {"counts": counts, "by_label": by_label, "failures": failures, "unprocessed": list(unprocessed)}
+    return IngestSummary(
+        counts=counts,
+        by_label=by_label,
+        failures=tuple(FailedTrack(r["uri"], r["error"]) for r in committed if r["status"] == "failed"),
+        unprocessed=tuple(unprocessed),
+        compute_s=sum(r.seconds for r in results),
+        shards=tuple(
+            ShardRun(r.index, len(r.rows), r.seconds, r.pid, r.peak_rss_bytes)
+            for r in sorted(results, key=lambda r: r.index)
+        ),
+        **run,
+    )

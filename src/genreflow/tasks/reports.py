@@ -1,34 +1,87 @@
-"""Prefect artifacts that show a person what a run did."""
+"""Prefect artifacts that show a person what a run did: one place for ingest, training and scoring."""
 
 from __future__ import annotations
 
-from typing import Any
+import re
 
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
+from genreflow.pipeline.ingest import IngestSummary
+from genreflow.pipeline.scoring.summary import ScoreSummary
+from genreflow.pipeline.training.run import TrainResult
 
-def publish_ingest_report(summary: dict[str, Any]) -> None:
+FAILURES_LISTED = 20  # the rest are in the run's failures table
+
+
+def artifact_key(*parts: str) -> str:
+    """An artifact key from names and versions: Prefect takes lowercase letters, digits and dashes only."""
+    return re.sub(r"[^a-z0-9]+", "-", "-".join(parts).lower()).strip("-")
+
+
+def publish_ingest_report(summary: IngestSummary) -> None:
     """Counts per label and status, and every failed file with its reason."""
-    key = f"ingest-{summary['run_id'].lower()}"  # artifact keys: lowercase letters, digits, dashes
+    key = artifact_key("ingest", summary.run_id)
     create_table_artifact(
         key=f"{key}-labels",
-        table=[{"label": label, **counts} for label, counts in sorted(summary["by_label"].items())],
-        description=f"Tracks per label and status, run {summary['run_id']}",
+        table=[{"label": label, **counts} for label, counts in sorted(summary.by_label.items())],
+        description=f"Tracks per label and status, run {summary.run_id}",
     )
-    failures = summary["failures"] or [{"uri": "-", "reason": "no failures"}]
+    failures = [{"uri": f.uri, "reason": f.reason} for f in summary.failures] or [{"uri": "-", "reason": "no failures"}]
     create_table_artifact(key=f"{key}-failures", table=failures, description="Failed files and why")
-    create_markdown_artifact(key=f"{key}-summary", markdown=summary_markdown(summary))
+    create_markdown_artifact(key=f"{key}-summary", markdown=ingest_markdown(summary))
 
 
-def summary_markdown(summary: dict[str, Any]) -> str:
-    counts = summary["counts"]
+def ingest_markdown(summary: IngestSummary) -> str:
+    counts = summary.counts
     return "\n".join(
         [
-            f"# Ingest {summary['run_id']}",
-            f"- source: `{summary['source']}` ({summary['dataset']}), store: `{summary['store']}`",
-            f"- listed {summary['listed']}, selected {summary['selected']} (new or changed)",
+            f"# Ingest {summary.run_id}",
+            f"- source: `{summary.source}` ({summary.dataset}), store: `{summary.store}`",
+            f"- listed {summary.listed}, selected {summary.selected} (new or changed)",
             f"- ok {counts.get('ok', 0)}, failed {counts.get('failed', 0)}, skipped {counts.get('skipped', 0)}, "
-            f"not processed {len(summary['unprocessed'])}",
-            f"- wall {summary['wall_s']:.1f} s, shard compute {summary['compute_s']:.1f} s",
+            f"not processed {len(summary.unprocessed)}",
+            f"- wall {summary.wall_s:.1f} s, shard compute {summary.compute_s:.1f} s",
         ]
     )
+
+
+def publish_train_report(result: TrainResult) -> None:
+    """Per-class test figures and a summary of the registered version."""
+    metrics = result.card["metrics"]
+    key = artifact_key("train", result.name, result.version)
+    create_table_artifact(
+        key=f"{key}-classes",
+        table=[{"class": name, **values} for name, values in metrics["per_class"].items()],
+        description=f"Per-class test figures of {result.name}@{result.version}",
+    )
+    create_markdown_artifact(
+        key=f"{key}-summary",
+        markdown="\n".join(
+            [
+                f"# {result.name}@{result.version} ({result.card['architecture']}, {result.device})",
+                f"- test accuracy {metrics['accuracy']:.3f}, top-3 {metrics['top3_accuracy']:.3f}, "
+                f"macro-F1 {metrics['macro_f1']:.3f} on {metrics['n_tracks']} tracks",
+                f"- report: `{result.path}/report/index.html`",
+            ]
+        ),
+    )
+
+
+def publish_score_report(summary: ScoreSummary) -> None:
+    """A table of top labels and a markdown summary, keyed by model and version."""
+    key = artifact_key("score", summary.model, summary.version)
+    create_table_artifact(
+        key=f"{key}-labels",
+        table=[{"label": label, "tracks": n} for label, n in summary.top_labels.items()],
+        description=f"Top label per track, {summary.model}@{summary.version}",
+    )
+    lines = [
+        f"# Scores of {summary.model}@{summary.version} ({summary.mode})",
+        f"- {summary.scored} tracks scored of {summary.selected} selected, {summary.n_patches} windows, "
+        f"{summary.wall_s:.1f} s",
+        f"- {summary.below_threshold} tracks with top probability below {summary.threshold:g}",
+        f"- {summary.failed} failed in this run; {len(summary.failures)} unscored in all (`_failures.csv`)",
+        f"- files: `{summary.scores}/`",
+    ]
+    lines += [f"  - `{f.track_id}` {f.uri}: {f.reason}" for f in summary.failures[:FAILURES_LISTED]]
+    create_markdown_artifact(key=f"{key}-summary", markdown="\n".join(lines))

@@ -1,5 +1,6 @@
-"""Scoring tasks: retire superseded rows, score one chunk (on a worker), write one shard's file
-(in the flow: the only writer; a rewrite of the same rows gives the same file, so it is retried)."""
+"""Scoring tasks: retire superseded rows, score one chunk (on a worker), write one shard's file and the
+failures table (in the flow: the only writer; a rewrite of the same rows gives the same file, so they
+are retried)."""
 
 from __future__ import annotations
 
@@ -7,15 +8,18 @@ import functools
 from collections.abc import Sequence
 from datetime import datetime
 
+import pandas as pd
 from prefect import task
 from prefect.cache_policies import NONE
 
 from genreflow.infra.devices import limit_cpu_threads
 from genreflow.pipeline.registry import ModelRef
+from genreflow.pipeline.scoring.config import ScoreSpec
 from genreflow.pipeline.scoring.scorers import ModelInfo, Scorer, load_scorer
-from genreflow.pipeline.scoring.shard import ChunkScores, ScoreChunk, ScoreSpec, score_chunk, write_shard
+from genreflow.pipeline.scoring.shard import ChunkScores, ScoreChunk, retire_rows, score_chunk, write_shard
+from genreflow.pipeline.scoring.summary import record_failures
 from genreflow.pipeline.store import StoreLayout
-from genreflow.pipeline.store.scores import ScoresLayout, rewrite_part, scores_schema
+from genreflow.pipeline.store.scores import ScoresLayout
 
 
 @functools.lru_cache(maxsize=2)
@@ -39,8 +43,15 @@ def write_scores(
 
 @task(name="retire-scores", retries=2, retry_delay_seconds=[2, 10], cache_policy=NONE)
 def retire_scores(scores: ScoresLayout, info: ModelInfo, retire: dict[int, list[str]]) -> int:
-    """Drop the rows of tracks that moved shard or no longer score, before any file gets new rows."""
-    schema = scores_schema(info.ref.name, info.ref.version, info.labels)
-    for shard, track_ids in sorted(retire.items()):
-        rewrite_part(scores, info.ref.name, info.ref.version, shard, schema=schema, drop=track_ids)
-    return sum(len(ids) for ids in retire.values())
+    return retire_rows(scores, info, retire)
+
+
+@task(name="record-failures", retries=2, retry_delay_seconds=[2, 10], cache_policy=NONE)
+def record_failures_task(
+    scores: ScoresLayout,
+    ref: ModelRef,
+    unscorable: pd.DataFrame,
+    attempted: list[dict[str, str]],
+    planned: list[ScoreChunk],
+) -> pd.DataFrame:
+    return record_failures(scores, ref, unscorable, attempted, planned=planned)

@@ -10,8 +10,8 @@ from prefect.cache_policies import NONE
 
 from genreflow.infra.devices import select_device
 from genreflow.pipeline.store import StoreLayout
-from genreflow.pipeline.training.fit import TrainConfig
-from genreflow.pipeline.training.run import state_dir, train_and_register
+from genreflow.pipeline.training.config import TrainConfig
+from genreflow.pipeline.training.run import TrainResult, state_dir, train_and_register
 from genreflow.pipeline.training.select import cross_validate, validation_score
 
 
@@ -26,13 +26,12 @@ def train_model(
     device: str,
     home: Path,
     selection: dict[str, Any] | None = None,
-) -> dict[str, Any]:
+) -> TrainResult:
     used = select_device(device)
     state = state_dir(home, layout, arch_name, model_name or arch_name, config)
-    ref, card = train_and_register(
+    return train_and_register(
         layout, arch_name, model_name=model_name, config=config, state=state, device=used, selection=selection
     )
-    return {"name": ref.name, "version": ref.version, "device": used, "card": card}
 
 
 @task(name="score-config", cache_policy=NONE, task_run_name="grid-{arch_name}")

@@ -1,7 +1,7 @@
 import pytest
 
 from genreflow.pipeline.datasets import scan_catalogue
-from genreflow.pipeline.errors import ParameterError
+from genreflow.pipeline.errors import ParameterError, StoreError
 from genreflow.pipeline.training.data import labelled_tracks
 from tests.conftest import tone
 from tests.pipeline.training.conftest import manifest_rows
@@ -91,3 +91,13 @@ def test_us8k_folds_give_the_split_and_travel_with_the_tracks(make_store):
 def test_manifest_rows_helper_fills_every_schema_column():
     [row] = manifest_rows([{"track_id": "x", "label": "a"}], feature_sets=("mel128",))
     assert row["status"] == "ok" and row["uri"] == "/audio/x.wav" and row["fold"] is None
+
+
+def test_a_store_without_the_models_feature_set_names_it_and_the_command_that_adds_it(make_store):
+    """The newcomer's path: `ingest` of mel128 only, then `train` of a musicnn96 model."""
+    layout = make_store(_gtzan(["train", "train", "valid", "test"]), feature_sets=("mel128",))
+    with pytest.raises(StoreError) as raised:
+        labelled_tracks(layout, ["musicnn96"], needed_by="musicnn-msd-linear")
+    message = str(raised.value)
+    assert "musicnn-msd-linear reads musicnn96" in message and "stored: mel128" in message
+    assert f"genreflow ingest SOURCE --store {layout.root} --features mel128,musicnn96" in message

@@ -14,15 +14,15 @@ from typing import Any
 import pandas as pd
 
 from ..errors import ParameterError
+from ..ingest_config import DATASETS, DEFAULT_DATASET, DEFAULT_FMA_SUBSET
 from ..uri import filesystem, join
-from .common import CATALOGUE_COLUMNS, SPLITS, AudioFile, list_audio, validate_catalogue
+from .common import CATALOGUE_COLUMNS, SPLITS, AudioFile, list_audio, require_source, validate_catalogue
 from .fma import scan_fma
 from .folder import is_folder_per_label, scan_folder, scan_unlabelled
 from .gtzan import find_genre_dir, scan_gtzan
 from .us8k import DEFAULT_WINDOW_S as US8K_WINDOW_S
 from .us8k import scan_us8k
 
-DATASETS = ("gtzan", "fma", "us8k", "folder", "unlabelled")
 DEFAULT_WINDOW_S = {"us8k": US8K_WINDOW_S}
 
 
@@ -43,8 +43,8 @@ def detect_dataset(root: str, *, storage_options: Mapping[str, Any] | None = Non
 def scan_catalogue(
     root: str,
     *,
-    dataset: str = "auto",
-    fma_subset: str = "small",
+    dataset: str = DEFAULT_DATASET,
+    fma_subset: str = DEFAULT_FMA_SUBSET,
     storage_options: Mapping[str, Any] | None = None,
 ) -> pd.DataFrame:
     """List the tracks of a catalogue in the catalogue schema (:data:`CATALOGUE_COLUMNS`)."""
@@ -66,6 +66,7 @@ __all__ = [
     "AudioFile",
     "detect_dataset",
     "list_audio",
+    "require_source",
     "scan_catalogue",
     "scan_fma",
     "scan_folder",

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import fsspec
 import pandas as pd
 
 from ..audio import AUDIO_EXTENSIONS
@@ -36,8 +37,10 @@ class AudioFile:
     source_version: str
 
 
-def list_audio(root: str, *, storage_options: Mapping[str, Any] | None = None) -> list[AudioFile]:
-    """Every audio file under ``root`` (by extension), sorted by path.
+def require_source(
+    root: str, *, storage_options: Mapping[str, Any] | None = None
+) -> tuple[fsspec.AbstractFileSystem, str]:
+    """The filesystem and path of a source folder or prefix, freshly listed; raises before any run starts.
 
     Raises
     ------
@@ -48,7 +51,20 @@ def list_audio(root: str, *, storage_options: Mapping[str, Any] | None = None) -
     base = base.rstrip("/")
     fs.invalidate_cache(base)  # a nightly run must see files added since the last listing
     if not fs.isdir(base):
-        raise CatalogueError(f"{root}: no such folder or prefix")
+        kind = "a file, not a folder" if fs.exists(base) else "no such folder or prefix"
+        raise CatalogueError(f"{root}: {kind}")
+    return fs, base
+
+
+def list_audio(root: str, *, storage_options: Mapping[str, Any] | None = None) -> list[AudioFile]:
+    """Every audio file under ``root`` (by extension), sorted by path.
+
+    Raises
+    ------
+    CatalogueError
+        ``root`` does not exist or is not a folder/prefix.
+    """
+    fs, base = require_source(root, storage_options=storage_options)
     found = fs.find(base, detail=True, withdirs=False)
     files = []
     for path, info in sorted(found.items()):

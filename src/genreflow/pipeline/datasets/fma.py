@@ -14,16 +14,19 @@ from typing import Any
 import pandas as pd
 
 from ..errors import CatalogueError, ParameterError
+from ..ingest_config import DEFAULT_FMA_SUBSET
+from ..ingest_config import FMA_SUBSETS as SUBSETS
 from ..uri import filesystem, join
 from .common import catalogue_frame, list_audio
 
-SUBSETS = ("small", "medium", "large")
 METADATA = "fma_metadata/tracks.csv"
 _COLUMNS = {"label": ("track", "genre_top"), "split": ("set", "split"), "subset": ("set", "subset")}
 _SPLITS = {"training": "train", "validation": "valid", "test": "test"}
 
 
-def scan_fma(root: str, *, subset: str = "small", storage_options: Mapping[str, Any] | None = None) -> pd.DataFrame:
+def scan_fma(
+    root: str, *, subset: str = DEFAULT_FMA_SUBSET, storage_options: Mapping[str, Any] | None = None
+) -> pd.DataFrame:
     """Catalogue of an FMA copy; ids are ``fma:<tid>`` (six digits).
 
     Raises

@@ -291,7 +291,6 @@ ARCHITECTURES: dict[str, Architecture] = {
         _arch("fusion", ("mel128", "wavelet"), build_fusion),
     )
 }
-DEFAULT_ARCHITECTURE = "musicnn-msd-linear"
 
 
 def get_architecture(name: str) -> Architecture:

@@ -4,7 +4,7 @@
 (16 kHz, 96 bands: our ``musicnn96`` feature set). Each Keras layer here carries the name of the TF1
 variable scope it replaces (``conv2d_3``, ``batch_normalization_7``, ...), so loading is a name map;
 a convolution that TF1 normalised and then pooled is one :class:`~.blocks.ConvReluNormPool`, which
-reads both scopes and pools first. ``tests/models/test_musicnn_port.py`` checks every tag
+reads both scopes and pools first. ``tests/pipeline/models/test_musicnn_port.py`` checks every tag
 probability against the original graph.
 """
 

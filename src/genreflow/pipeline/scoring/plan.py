@@ -13,9 +13,9 @@ from ..errors import ParameterError
 from ..store import current_tracks
 from ..store.scores import shard_of
 from ..uri import filesystem
+from .config import MODES
 from .shard import ScoreChunk, TrackToScore
 
-MODES = ("new", "all")
 CHUNKS_PER_RUN = 8  # enough tasks to keep a few workers evenly busy
 CHUNK_LIMITS = (64, 256)  # tracks per task: enough work to pay for a worker loading the model, retries stay cheap
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -20,6 +20,7 @@ from ..patches import PatchReader
 from ..store import StoreLayout
 from ..store.scores import ScoresLayout, rewrite_part, scores_schema, scores_table
 from ..uri import filesystem
+from .config import ScoreSpec
 from .scorers import ModelInfo, Scorer
 from .windows import TrackAverager, audio_patches
 
@@ -39,20 +40,6 @@ class ScoreChunk:
     shard: int
     index: int
     tracks: tuple[TrackToScore, ...]
-
-
-@dataclass(frozen=True)
-class ScoreSpec:
-    """How every chunk of a run is scored.
-
-    ``hop_s`` is the full-track window hop (default half a patch); ``threads`` the CPU threads the
-    model may use in each worker process (None: all cores).
-    """
-
-    full_track: bool = False
-    hop_s: float | None = None
-    batch_size: int = 64
-    threads: int | None = None
 
 
 @dataclass
@@ -128,6 +115,15 @@ def write_shard(
     if table.num_rows:
         rewrite_part(scores, info.ref.name, info.ref.version, shard, schema=schema, new_rows=table)
     return table.num_rows
+
+
+def retire_rows(scores: ScoresLayout, info: ModelInfo, retire: Mapping[int, Sequence[str]]) -> int:
+    """Drop the rows of tracks that moved shard or no longer score (shard → track ids) before any file
+    gets new rows; returns the rows dropped."""
+    schema = scores_schema(info.ref.name, info.ref.version, info.labels)
+    for shard, track_ids in sorted(retire.items()):
+        rewrite_part(scores, info.ref.name, info.ref.version, shard, schema=schema, drop=list(track_ids))
+    return sum(len(ids) for ids in retire.values())
 
 
 def _failure(track: TrackToScore, reason: str) -> dict[str, str]:

@@ -10,7 +10,16 @@
 
 from .features import FeatureStore, FeatureWriter, RowRange, open_features, read_rows, store_attrs
 from .layout import StoreLayout
-from .manifest import MANIFEST_SCHEMA, current_tracks, latest_rows, read_manifest, write_manifest_part
+from .manifest import (
+    MANIFEST_SCHEMA,
+    current_tracks,
+    latest_rows,
+    read_manifest,
+    require_feature_sets,
+    require_store_root,
+    require_tracks,
+    write_manifest_part,
+)
 from .parquet import read_parquet_dir, write_parquet_atomic
 
 __all__ = [
@@ -25,6 +34,9 @@ __all__ = [
     "read_manifest",
     "read_parquet_dir",
     "read_rows",
+    "require_feature_sets",
+    "require_store_root",
+    "require_tracks",
     "store_attrs",
     "write_manifest_part",
     "write_parquet_atomic",

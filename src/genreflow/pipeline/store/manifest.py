@@ -12,6 +12,8 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 
+from ..errors import StoreError
+from ..uri import filesystem
 from .layout import StoreLayout
 from .parquet import read_parquet_dir, write_parquet_atomic
 
@@ -61,6 +63,58 @@ def read_manifest(layout: StoreLayout) -> pd.DataFrame:
     table = read_parquet_dir(layout.manifest, schema=MANIFEST_SCHEMA, storage_options=layout.storage_options)
     frame = table.to_pandas(types_mapper=_nullable_types)
     return frame.sort_values("ingested_at", kind="stable").reset_index(drop=True)
+
+
+def require_store_root(layout: StoreLayout) -> None:
+    """Raise now, before a run starts, when the store root is a file (a new root is created on first use).
+
+    Raises
+    ------
+    StoreError
+        The root exists and is a file.
+    """
+    fs, root = filesystem(layout.root, layout.storage_options)
+    if fs.isfile(root):
+        raise StoreError(f"{layout.root}: a file, not a store folder")
+
+
+def require_tracks(layout: StoreLayout) -> None:
+    """Raise now, before a run starts, when the store holds no ingested tracks (a listing, no reads).
+
+    Raises
+    ------
+    StoreError
+        The root is a file, or nothing was ingested under it yet.
+    """
+    require_store_root(layout)
+    fs, path = filesystem(layout.manifest, layout.storage_options)
+    if not fs.isdir(path) or not any(p.endswith(".parquet") for p in fs.ls(path, detail=False)):
+        raise StoreError(
+            f"{layout.root}: no tracks ingested here yet (run `genreflow ingest SOURCE --store {layout.root}`)"
+        )
+
+
+def require_feature_sets(manifest: pd.DataFrame, feature_sets: Sequence[str], *, root: str, needed_by: str) -> None:
+    """Raise when no current ``ok`` track holds every one of ``feature_sets``, naming what is missing
+    and the command that adds it (a store ingested with other sets than a model reads).
+
+    Raises
+    ------
+    StoreError
+        Tracks are stored, but none with every set ``needed_by`` reads.
+    """
+    stored = current_tracks(manifest)
+    stored = stored[stored["status"] == "ok"]["feature_sets"].map(set)
+    if stored.empty or stored.map(lambda names: set(feature_sets) <= names).any():
+        return
+    have = sorted(set().union(*stored))
+    missing = sorted(set(feature_sets) - set(have))
+    wanted = ",".join(sorted(set(have) | set(feature_sets)))
+    raise StoreError(
+        f"{root}: {needed_by} reads {'+'.join(feature_sets)}, but its tracks are stored without "
+        f"{', '.join(missing or feature_sets)} (stored: {', '.join(have) or 'none'}); add it with "
+        f"`genreflow ingest SOURCE --store {root} --features {wanted}` (the tracks are decoded again)"
+    )
 
 
 def latest_rows(manifest: pd.DataFrame, *, by: str = "uri") -> pd.DataFrame:

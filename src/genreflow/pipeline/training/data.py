@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ParameterError
-from ..store import StoreLayout, current_tracks, read_manifest
+from ..store import StoreLayout, current_tracks, read_manifest, require_feature_sets, require_tracks
 
 SPLITS = ("train", "valid", "test")
 COLUMNS = ("track_id", "uri", "dataset", "label", "split", "fold", "row", "valid_s")
@@ -50,6 +50,7 @@ def labelled_tracks(
     *,
     seed: int = 0,
     fractions: tuple[float, float] = (0.15, 0.15),
+    needed_by: str = "the model",
 ) -> LabelledTracks:
     """Every ``ok`` labelled track that has ``feature_sets``, with a train/valid/test split.
 
@@ -68,10 +69,13 @@ def labelled_tracks(
     ParameterError
         Fewer than two labels, a label with too few tracks to appear in every split, a dataset
         split without train or test tracks, or fewer than three dataset folds.
+    StoreError
+        No tracks, or none stored with ``feature_sets`` (the message names the set ``needed_by``
+        reads and the ingest command that adds it).
     """
+    require_tracks(layout)
     manifest = read_manifest(layout)
-    if manifest.empty:
-        raise ParameterError(f"{layout.root}: the store has no tracks yet (run `genreflow ingest`)")
+    require_feature_sets(manifest, feature_sets, root=layout.root, needed_by=needed_by)
     tracks = current_tracks(manifest)
     has_sets = tracks["feature_sets"].map(lambda names: set(feature_sets) <= set(names))
     tracks = tracks[(tracks["status"] == "ok") & tracks["label"].notna() & has_sets].reset_index(drop=True)

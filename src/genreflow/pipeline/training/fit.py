@@ -17,25 +17,9 @@ import numpy as np
 from ..models.architectures import Architecture, unfreeze_top
 from ..patches import PatchReader, evaluation_patches, model_inputs
 from .augment import Augment, training_batches
+from .config import TrainConfig
 from .data import LabelledTracks
 from .evaluate import track_outputs
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Everything that decides a training run (recorded in the model card)."""
-
-    epochs: int = 30
-    batch_size: int = 32
-    learning_rate: float = 1e-3
-    fine_tune_epochs: int = 10  # seed 000: after the head, unfreeze the backbone's top layers ...
-    fine_tune_layers: int = 2
-    fine_tune_lr_factor: float = 0.1  # ... at this fraction of the learning rate
-    patience: int = 5
-    steps_per_epoch: int | None = None  # default: one pass over the training tracks
-    seed: int = 0
-    weights: str | None = None  # ImageNet weights file for keras.applications backbones
-    linear_c: tuple[float, ...] = (0.001, 0.01, 0.1, 1.0, 10.0)  # 1,706 features: room to regularise hard
 
 
 @dataclass(frozen=True)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import platform
 import shutil
 import tempfile
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as package_version
@@ -18,11 +19,31 @@ from ..models.architectures import get_architecture
 from ..patches import PatchReader
 from ..registry import ModelRef, load_keras_file, register
 from ..store import StoreLayout
+from .config import TrainConfig
 from .data import labelled_tracks
 from .evaluate import PROBABILITIES, metrics, track_outputs, write_report
-from .fit import TrainConfig, fit
+from .fit import fit
 
 LIBRARIES = ("genreflow", "keras", "tensorflow", "tensorflow-cpu", "numpy", "scikit-learn")
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """A registered model version: its name, version, where it lives, the device it trained on and its
+    card (the JSON document written beside the model: data, config, selection, metrics)."""
+
+    name: str
+    version: str
+    path: str
+    device: str
+    card: dict[str, Any]
+
+    @property
+    def ref(self) -> ModelRef:
+        return ModelRef(self.name, self.version)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
 
 
 def state_dir(home: Path, layout: StoreLayout, arch_name: str, model_name: str, config: TrainConfig) -> Path:
@@ -40,13 +61,13 @@ def train_and_register(
     state: Path,
     device: str,
     selection: dict[str, Any] | None = None,
-) -> tuple[ModelRef, dict[str, Any]]:
-    """Train ``arch_name``, evaluate it once on the test split, register it; returns its ref and card.
+) -> TrainResult:
+    """Train ``arch_name``, evaluate it once on the test split, register it.
 
     ``selection`` (grid scores on validation, cross-validation figures) is recorded in the card.
     """
     arch = get_architecture(arch_name)
-    data = labelled_tracks(layout, arch.inputs, seed=config.seed)
+    data = labelled_tracks(layout, arch.inputs, seed=config.seed, needed_by=arch.name)
     reader = PatchReader(layout, arch)
     state.mkdir(parents=True, exist_ok=True)
     result = fit(arch, reader, data, config, state)
@@ -63,9 +84,7 @@ def train_and_register(
             "store": layout.root,
             "feature_sets": list(arch.inputs),
             "patch_frames": list(arch.patch_frames),
-            "split_source": data.split_source,
-            "counts": data.counts(),
-            "classes": list(data.classes),
+            **data.summary(),  # split_source(s), counts, excluded_by_split, classes
         },
         "config": asdict(config),
         "seed": config.seed,
@@ -95,7 +114,7 @@ def train_and_register(
         )
         ref = register(layout, model_name or arch.name, staged, card)
     shutil.rmtree(state, ignore_errors=True)
-    return ref, card
+    return TrainResult(ref.name, ref.version, layout.model_dir(ref.name, ref.version), device, card)
 
 
 def _version(distribution: str) -> str | None:

@@ -51,7 +51,7 @@ def parse_grid(items: list[str], base: TrainConfig) -> list[TrainConfig]:
 def validation_score(layout: StoreLayout, arch_name: str, config: TrainConfig) -> dict[str, Any]:
     """Fit on train, score tracks of valid: what a grid point is judged by."""
     arch = get_architecture(arch_name)
-    data = labelled_tracks(layout, arch.inputs, seed=config.seed)
+    data = labelled_tracks(layout, arch.inputs, seed=config.seed, needed_by=arch.name)
     return _fit_and_score(arch, layout, data, config, "valid")
 
 
@@ -64,7 +64,7 @@ def cross_validate(layout: StoreLayout, arch_name: str, config: TrainConfig, *, 
     if folds < 3:
         raise ParameterError(f"--cv needs at least 3 folds (one test, one valid, the rest train), got {folds}")
     arch = get_architecture(arch_name)
-    data = labelled_tracks(layout, arch.inputs, seed=config.seed)
+    data = labelled_tracks(layout, arch.inputs, seed=config.seed, needed_by=arch.name)
     fold_of, fold_source = fold_assignment(data.table, folds, seed=config.seed)
     results = []
     for k in range(folds):

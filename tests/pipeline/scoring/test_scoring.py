@@ -191,15 +191,3 @@ def test_stream_blocks_overlap_and_flag_the_last(tmp_path):
         (2000, 500, True),
     ]
     np.testing.assert_array_equal(blocks[1].samples[0], signal[1000:2200])
-
-
-def test_the_score_summary_lists_a_few_failures_and_points_at_the_rest():
-    from genreflow.flows.cli import FAILURES_SHOWN, describe_scoring
-
-    failures = [{"track_id": f"t{i}", "uri": f"/a/{i}.mp3", "reason": "empty file (0 bytes)"} for i in range(25)]
-    summary = {"model": "genre", "version": "v1", "mode": "store", "scored": 3, "selected": 3, "n_patches": 30,
-               "wall_s": 1.0, "top_labels": {"rock": 2, "jazz": 1}, "below_threshold": 0, "threshold": 0.5,
-               "scores": "/s/model=genre/version=v1", "failures": failures}  # fmt: skip
-    text = describe_scoring(summary)
-    assert text.count("unscored: ") == FAILURES_SHOWN and "top labels: rock 2, jazz 1" in text
-    assert text.endswith(f"… {25 - FAILURES_SHOWN} more in /s/model=genre/version=v1/_failures.csv")

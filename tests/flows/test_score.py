@@ -46,7 +46,7 @@ def demo_store(tmp_path_factory, settings):
     root = tmp_path_factory.mktemp("score-demo")
     make_demo_catalogue(root / "catalogue", per_class=PER_CLASS, seconds=9.0, seed=4)  # with 3 broken files
     summary = _ingest(settings, root / "catalogue", root / "store")
-    assert summary["counts"] == {"ok": PER_CLASS * len(STYLES), "failed": 3}
+    assert summary.counts == {"ok": PER_CLASS * len(STYLES), "failed": 3}
     return str(root / "store")
 
 
@@ -59,8 +59,8 @@ def test_zero_shot_scores_are_complete_idempotent_and_readable_downstream(demo_s
 
     n_ok = PER_CLASS * len(STYLES)
     first = _score(settings, demo_store, model=TAGS)
-    assert (first["selected"], first["scored"], first["failed"], first["unscorable"]) == (n_ok, n_ok, 0, 3)
-    assert first["kind"] == "tags" and sum(first["top_labels"].values()) == n_ok and first["n_patches"] == 3 * n_ok
+    assert (first.selected, first.scored, first.failed, first.unscorable) == (n_ok, n_ok, 0, 3)
+    assert first.kind == "tags" and sum(first.top_labels.values()) == n_ok and first.n_patches == 3 * n_ok
     folder = Path(demo_store) / "scores" / TAGS_DIR
     part = folder / "part-000000.parquet"
     schema = pq.read_schema(part)
@@ -79,9 +79,9 @@ def test_zero_shot_scores_are_complete_idempotent_and_readable_downstream(demo_s
     table = pq.read_table(part).to_pandas()
     assert table["track_id"].is_unique and len(table) == n_ok and (table["n_windows"] == 3).all()
     assert table.apply(lambda r: r["prob_top"] == r[probability_column(r["label_top"])], axis=1).all()
-    from genreflow.flows.runtime import example_rows  # what `make demo` prints
+    from genreflow.flows.demo import example_rows  # what `make demo` prints
 
-    shown = example_rows(first["scores"]).splitlines()
+    shown = example_rows(first.scores).splitlines()
     assert len(shown) == 5 and "label_top" in shown[1] and shown[2].split()[0] == table["track_id"].iloc[0]
     failures = pd.read_csv(folder / "_failures.csv")
     assert len(failures) == 3 and failures["reason"].str.startswith("ingest failed: ").all()
@@ -89,9 +89,9 @@ def test_zero_shot_scores_are_complete_idempotent_and_readable_downstream(demo_s
 
     before = part.read_bytes()
     nothing = _score(settings, demo_store, model=TAGS)
-    assert (nothing["selected"], nothing["scored"]) == (0, 0) and part.read_bytes() == before
+    assert (nothing.selected, nothing.scored) == (0, 0) and part.read_bytes() == before
     again = _score(settings, demo_store, model=TAGS, tracks="all")
-    assert again["scored"] == n_ok
+    assert again.scored == n_ok
     rescored = pq.read_table(part).to_pandas()
     assert (rescored["scored_at"] > table["scored_at"]).all()
     pd.testing.assert_frame_equal(rescored.drop(columns="scored_at"), table.drop(columns="scored_at"))  # row for row
@@ -142,13 +142,13 @@ def test_registered_model_scores_only_new_and_changed_tracks(tmp_path, settings)
     for i, label in enumerate(["rock", "rock", "jazz", "jazz"]):
         (source / label).mkdir(parents=True, exist_ok=True)
         sf.write(source / label / f"t{i}.wav", tone(4, freq=200 + 90 * i), 22050)
-    assert _ingest(settings, source, store, dataset="folder")["counts"] == {"ok": 4}
+    assert _ingest(settings, source, store, dataset="folder").counts == {"ok": 4}
     spec = _register_pooling_model(StoreLayout(str(store)), ["jazz", "rock"])
 
     first = _score(settings, str(store), chunk_size=2)  # the default model: genre, its production version
-    assert first["tasks"] == 2  # two chunks of one file: the flow writes it once both are back
-    assert first["scored"] == 4 and f"{first['model']}@{first['version']}" == spec and first["kind"] == "classes"
-    scores_dir = Path(first["scores"])
+    assert first.tasks == 2  # two chunks of one file: the flow writes it once both are back
+    assert first.scored == 4 and f"{first.model}@{first.version}" == spec and first.kind == "classes"
+    scores_dir = Path(first.scores)
     old = pq.read_table(scores_dir / "part-000000.parquet").to_pandas().set_index("uri")
     assert list(pq.read_schema(scores_dir / "part-000000.parquet").names[-2:]) == ["p_jazz", "p_rock"]
     np.testing.assert_allclose(old["p_jazz"] + old["p_rock"], 1.0, rtol=1e-5)
@@ -156,9 +156,9 @@ def test_registered_model_scores_only_new_and_changed_tracks(tmp_path, settings)
     changed = str(source / "rock" / "t0.wav")
     sf.write(changed, tone(4, freq=800), 22050)  # new content under the same name: a new content-hash id
     sf.write(source / "jazz" / "t9.wav", tone(5, freq=1000), 22050)
-    assert _ingest(settings, source, store, dataset="folder")["selected"] == 2
+    assert _ingest(settings, source, store, dataset="folder").selected == 2
     second = _score(settings, str(store))
-    assert (second["selected"], second["scored"]) == (2, 2)
+    assert (second.selected, second.scored) == (2, 2)
     new = pq.read_table(scores_dir / "part-000000.parquet").to_pandas()
     assert len(new) == 5 and new["track_id"].is_unique and new["uri"].is_unique  # the changed file's old row is gone
     current = read_manifest(StoreLayout(str(store))).drop_duplicates("uri", keep="last")
@@ -176,23 +176,23 @@ def test_a_corrupt_track_or_vanished_audio_fails_alone_and_full_track_covers_lon
         sf.write(source / f"short{i}.flac", tone(6, freq=300 + 200 * i, sr=44100), 44100)
     long_s = 200.0
     sf.write(source / "long take.mp3", tone(long_s, freq=440, sr=22050, channels=2), 22050)
-    assert _ingest(settings, source, store, dataset="unlabelled")["counts"] == {"ok": 4}
+    assert _ingest(settings, source, store, dataset="unlabelled").counts == {"ok": 4}
     manifest = read_manifest(StoreLayout(str(store))).set_index("uri")
 
     damaged = manifest.loc[str(source / "short1.flac")]  # its stored features become unreadable
     group = open_features(StoreLayout(str(store)), mode="r+")
     group["musicnn96"]["data"][int(damaged["row"])] = np.full(group["musicnn96"]["data"].shape[1:], np.nan)
     stored = _score(settings, str(store), model="musicnn-mtt-tags")
-    assert (stored["selected"], stored["scored"], stored["failed"]) == (4, 3, 1)
-    [failure] = stored["failures"]
-    assert failure["track_id"] == damaged["track_id"] and "non-finite features" in failure["reason"]
+    assert (stored.selected, stored.scored, stored.failed) == (4, 3, 1)
+    [failure] = stored.failures
+    assert failure.track_id == damaged["track_id"] and "non-finite features" in failure.reason
 
     gone = source / "short2.flac"
     shutil.move(gone, tmp_path / "elsewhere.flac")
     full = _score(
         settings, str(store), model="musicnn-mtt-tags", tracks="all", full_track=True, out=str(tmp_path / "full")
     )
-    assert (full["scored"], full["failed"]) == (3, 1) and "audio not found" in full["failures"][0]["reason"]
+    assert (full.scored, full.failed) == (3, 1) and "audio not found" in full.failures[0].reason
     table = pd.read_parquet(tmp_path / "full").set_index("uri")
     hop_s, patch_s = 94 * 256 / 16000, 187 * 256 / 16000
     decoded_s = manifest.loc[str(source / "long take.mp3"), "duration_s"]  # MP3 pads to whole frames
@@ -209,7 +209,7 @@ def test_a_corrupt_track_or_vanished_audio_fails_alone_and_full_track_covers_lon
     (tmp_path / "ids.txt").write_text(manifest.loc[str(gone), "track_id"] + "\n")
     healed = _score(settings, str(store), model="musicnn-mtt-tags", tracks=str(tmp_path / "ids.txt"),
                     full_track=True, out=str(tmp_path / "full"))  # fmt: skip
-    assert healed["scored"] == 1 and healed["failures"] == []
+    assert healed.scored == 1 and healed.failures == ()
 
 
 def test_scores_on_s3_are_whole_objects(tmp_path, settings, s3_endpoint):
@@ -226,35 +226,9 @@ def test_scores_on_s3_are_whole_objects(tmp_path, settings, s3_endpoint):
     s3 = dataclasses.replace(settings, s3_endpoint_url=s3_endpoint)
     _ingest(s3, source, "s3://score-bucket/store", dataset="unlabelled")
     summary = _score(s3, "s3://score-bucket/store", model=TAGS, out="s3://score-bucket/published/scores")
-    assert summary["scored"] == 2 and summary["unscorable"] == 1
+    assert summary.scored == 2 and summary.unscorable == 1
     listing = fs.ls(f"score-bucket/published/scores/{TAGS_DIR}")
     assert sorted(p.rsplit("/", 1)[1] for p in listing) == ["_failures.csv", "part-000000.parquet"]
     dataset = ds.dataset("score-bucket/published/scores", filesystem=fs, format="parquet", partitioning="hive")
     assert dataset.to_table().num_rows == 2
-    assert _score(s3, "s3://score-bucket/store", model=TAGS, out="s3://score-bucket/published/scores")["selected"] == 0
-
-
-def test_predict_prints_top_labels_and_names_bad_files(tmp_path, capsys):
-    from genreflow.flows.cli import main
-
-    sf.write(tmp_path / "song.wav", tone(8, freq=330, sr=44100, channels=2), 44100)
-    (tmp_path / "broken.mp3").write_bytes(b"ID3 nothing else")
-    status = main(["predict", str(tmp_path / "song.wav"), str(tmp_path / "broken.mp3"), "--model", TAGS, "--json"])
-    out, err = capsys.readouterr()
-    assert status == 1 and "broken.mp3" in err
-    [line] = out.strip().splitlines()
-    result = json.loads(line)
-    assert result["model"] == f"{TAGS}@musicnn-0.1.0" and result["n_windows"] == int((8 - 2.992) // 1.504) + 1
-    assert len(result["top"]) == 3 and {t["label"] for t in result["top"]} <= set(MSD_TAGS)
-    probabilities = [t["probability"] for t in result["top"]]
-    assert probabilities == sorted(probabilities, reverse=True)
-    with pytest.raises(SystemExit, match="--store"):  # a registered model needs the store holding it
-        main(["predict", str(tmp_path / "song.wav")])
-
-
-def test_bench_score_reports_bare_predict_and_flow_figures(tmp_path, settings):
-    from genreflow.bench.score import bench_score
-
-    report = bench_score(settings, tracks=3, seconds=4.0, directory=tmp_path)
-    assert "bare predict_on_batch" in report and "flow overhead over bare predict" in report
-    assert report.count("tracks/s") == 2 and "full-track" in report
+    assert _score(s3, "s3://score-bucket/store", model=TAGS, out="s3://score-bucket/published/scores").selected == 0

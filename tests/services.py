@@ -1,4 +1,4 @@
-"""Real services for integration tests: a Prefect server process and moto's S3 server on loopback.
+"""Real services for the tests of flows, benchmarks and commands: a Prefect server and moto S3 on loopback.
 
 The Prefect server starts before Prefect is imported (its settings are read at import), through the
 same code the CLI uses; Dask worker processes inherit ``PREFECT_API_URL`` and the AWS variables.

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from genreflow.pipeline.errors import ParameterError
-from genreflow.pipeline.training.fit import TrainConfig
+from genreflow.pipeline.training.config import TrainConfig
 from genreflow.pipeline.training.select import _stratified_folds, parse_grid
 
 

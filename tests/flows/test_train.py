@@ -25,7 +25,7 @@ def demo_store(tmp_path_factory, settings):
     summary = run_ingest(
         settings, source=str(root / "catalogue"), store=store, feature_sets=["mel128", "musicnn96"], show_progress=False
     )
-    assert summary["counts"] == {"ok": 12 * len(STYLES)}
+    assert summary.counts == {"ok": 12 * len(STYLES)}
     return store
 
 
@@ -37,20 +37,20 @@ def test_default_model_trains_registers_and_beats_chance(demo_store, settings, t
 
     from genreflow.flows.runtime import run_train
     from genreflow.pipeline import registry
-    from genreflow.pipeline.training.fit import TrainConfig
+    from genreflow.pipeline.training.config import TrainConfig
 
     result = run_train(
         dataclasses.replace(settings, store=demo_store), backbone="musicnn-msd-linear", model_name="genre",
         config=TrainConfig(), device="auto",
     )  # fmt: skip
-    metrics = result["card"]["metrics"]
+    metrics = result.card["metrics"]
     chance = 1 / len(STYLES)
     assert metrics["n_tracks"] >= 2 * len(STYLES)  # held-out tracks, every class
     assert metrics["accuracy"] >= chance + 0.4, metrics  # a wide margin over 1/7
     assert metrics["top3_accuracy"] >= metrics["accuracy"] and 0 < metrics["macro_f1"] <= 1
 
     layout = StoreLayout(demo_store)
-    version_dir = Path(layout.root) / "models" / "genre" / result["version"]
+    version_dir = Path(layout.root) / "models" / "genre" / result.version
     card = json.loads((version_dir / "card.json").read_text())
     assert card["data"]["split_source"].startswith("stratified") and card["fit"]["C"] in card["fit"]["C_grid"]
     assert set(card["metrics"]["per_class"]) == set(STYLES) and json.loads((version_dir / "labels.json").read_text())
@@ -62,7 +62,7 @@ def test_default_model_trains_registers_and_beats_chance(demo_store, settings, t
     assert registry.resolve(layout, "genre") == ref and registry.list_models(layout)[0]["production"]
     model = registry.load_model(layout, ref)
     assert model.output_shape == (None, len(STYLES))
-    prefix = f"train-genre-{result['version'].lower()}"
+    prefix = f"train-genre-{result.version.lower()}"
     with get_client(sync_client=True) as client:  # filtered by key: unkeyed artifacts and the listing limit aside
         found = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(like_=prefix)))
     assert {a.key for a in found} == {f"{prefix}-classes", f"{prefix}-summary"}
@@ -71,7 +71,7 @@ def test_default_model_trains_registers_and_beats_chance(demo_store, settings, t
 def test_interrupted_training_resumes_from_its_checkpoints(demo_store, tmp_path, monkeypatch):
     """A run killed after its first phase picks up there: the head's epochs are not trained again."""
     from genreflow.pipeline.training import fit as fit_module
-    from genreflow.pipeline.training.fit import TrainConfig
+    from genreflow.pipeline.training.config import TrainConfig
     from genreflow.pipeline.training.run import train_and_register
 
     layout = StoreLayout(demo_store)
@@ -90,12 +90,11 @@ def test_interrupted_training_resumes_from_its_checkpoints(demo_store, tmp_path,
     assert (state / "head.done.weights.h5").exists() and calls == ["fine-tune"]
     head_history = json.loads((state / "head.history.json").read_text())
 
-    ref, card = train_and_register(
-        layout, "musicnn-msd", model_name="resumed", config=config, state=state, device="cpu"
-    )
+    result = train_and_register(layout, "musicnn-msd", model_name="resumed", config=config, state=state, device="cpu")
+    card = result.card
     assert card["fit"]["phases"] == ["head", "fine-tune"] and not state.exists()
     assert card["metrics"]["n_tracks"] > 0 and np.isfinite(card["metrics"]["accuracy"])
-    assert ref.name == "resumed"
+    assert result.name == "resumed"
     assert head_history["head/loss"] and len(head_history["head/loss"]) <= config.epochs
 
 
@@ -137,7 +136,7 @@ def test_grid_is_chosen_on_validation_and_cross_validation_is_recorded(demo_stor
     import dataclasses
 
     from genreflow.flows.runtime import run_train
-    from genreflow.pipeline.training.fit import TrainConfig
+    from genreflow.pipeline.training.config import TrainConfig
     from genreflow.pipeline.training.select import parse_grid
 
     base = TrainConfig(epochs=1, batch_size=16, steps_per_epoch=2)
@@ -145,10 +144,10 @@ def test_grid_is_chosen_on_validation_and_cross_validation_is_recorded(demo_stor
         dataclasses.replace(settings, store=demo_store), backbone="cnn1", model_name="gridded", config=base,
         device="cpu", grid=parse_grid(["lr=1e-3,1e-2"], base), cv_folds=3,
     )  # fmt: skip
-    selection = result["card"]["selection"]
+    selection = result.card["selection"]
     assert [p["learning_rate"] for p in selection["grid"]] == [1e-3, 1e-2]
     best = max(selection["grid"], key=lambda p: (p["accuracy"], p["macro_f1"]))
-    assert selection["chosen"]["learning_rate"] == best["learning_rate"] == result["card"]["config"]["learning_rate"]
+    assert selection["chosen"]["learning_rate"] == best["learning_rate"] == result.card["config"]["learning_rate"]
     cv = selection["cross_validation"]
     assert cv["folds"] == 3 and len(cv["per_fold"]) == 3
     assert cv["accuracy"]["mean"] == pytest.approx(np.mean([f["accuracy"] for f in cv["per_fold"]]))

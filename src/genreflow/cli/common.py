@@ -1,0 +1,170 @@
+"""What every command shares: its options (declared once), settings, argument types, the help that
+shows each default from the code that owns it, and the one error handler.
+
+Nothing here imports numpy, Prefect or TensorFlow: ``genreflow --help`` stays instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import traceback
+from collections.abc import Callable
+from typing import Any, NoReturn
+
+from genreflow.console import EXIT_INTERRUPTED, EXIT_TRACKS_FAILED, EXIT_USAGE
+from genreflow.infra.settings import Settings
+from genreflow.pipeline.errors import GenreflowError, ParameterError
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+class Parser(argparse.ArgumentParser):
+    """An argument parser whose mistakes are one line naming the argument, then where help is."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
+class OwnedDefaultsFormatter(argparse.HelpFormatter):
+    """Appends ``(default X)`` to an option's help, read from the dataclass or function that owns the
+    value (an option's ``default_from``), only when help is printed."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        owner = getattr(action, "default_from", None)
+        value = owner() if owner else None
+        if value is None or value is False:
+            return text
+        shown = ",".join(map(str, value)) if isinstance(value, tuple | list) else value
+        return f"{text} (default {shown})"
+
+
+def add_command(sub: Any, name: str, *, help: str, handler: Handler) -> argparse.ArgumentParser:
+    parser = sub.add_parser(name, help=help, description=help, formatter_class=OwnedDefaultsFormatter)
+    parser.set_defaults(handler=handler)
+    return parser
+
+
+def option(
+    parser: argparse.ArgumentParser, *flags: str, default_from: Callable[[], Any] | None = None, **kwargs: Any
+) -> argparse.Action:
+    """An option whose default is left to its owner: ``None`` when not given (see :func:`given`)."""
+    action = parser.add_argument(*flags, default=None, **kwargs)
+    action.default_from = default_from  # type: ignore[attr-defined]
+    return action
+
+
+def given(args: argparse.Namespace, *names: str) -> dict[str, Any]:
+    """The options the user gave, as keyword arguments; the owner of each default decides the rest."""
+    return {name: getattr(args, name) for name in names if getattr(args, name) is not None}
+
+
+def add_store(parser: argparse.ArgumentParser, *, default: str = "") -> None:
+    """``--store``: required unless ``default`` says where it goes instead."""
+    where = f"; default {default}" if default else "; required"
+    parser.add_argument("--store", default=None, help=f"store root, a folder or s3:// (env GENREFLOW_STORE){where}")
+
+
+def add_s3(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--s3-endpoint-url", default=None, help="S3 API endpoint (env GENREFLOW_S3_ENDPOINT_URL)")
+
+
+def add_verbose(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--verbose", action="store_true", help="show Prefect, Dask and library logs, and tracebacks")
+
+
+def add_json(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="print the run summary as JSON")
+
+
+def add_runtime(parser: argparse.ArgumentParser, *, store_default: str = "") -> None:
+    """Where a flow runs: the store, local workers or a Dask cluster, S3, verbosity."""
+    add_store(parser, default=store_default)
+    option(
+        parser,
+        "--workers",
+        type=positive_int,
+        help="local Dask worker processes (env GENREFLOW_WORKERS)",
+        default_from=lambda: Settings.workers,
+    )
+    parser.add_argument("--dask-address", default=None, help="an existing Dask scheduler (env GENREFLOW_DASK_ADDRESS)")
+    add_s3(parser)
+    add_verbose(parser)
+
+
+def settings(args: argparse.Namespace, *, store_required: bool) -> Settings:
+    """Flags over environment over defaults; a missing store is one line, before any work."""
+    resolved = Settings.resolve(
+        store=getattr(args, "store", None),
+        workers=getattr(args, "workers", None),
+        dask_address=getattr(args, "dask_address", None),
+        s3_endpoint_url=getattr(args, "s3_endpoint_url", None),
+        verbose=getattr(args, "verbose", False),
+    )
+    if store_required and not resolved.store:
+        raise ParameterError("--store (or GENREFLOW_STORE) is required")
+    return resolved
+
+
+def run(args: argparse.Namespace) -> int:
+    """Call the command's handler; every error becomes one line on stderr (the traceback with ``--verbose``).
+
+    Exit codes: a :class:`GenreflowError` (bad argument, source, store, metadata) is 2; anything else
+    that stops a run (an I/O failure, a bug) is 1; Ctrl-C is 130.
+    """
+    verbose = getattr(args, "verbose", False)
+    try:
+        return int(args.handler(args))
+    except GenreflowError as error:
+        return _fail(str(error), EXIT_USAGE, verbose=verbose)
+    except KeyboardInterrupt:
+        return _fail("interrupted", EXIT_INTERRUPTED, verbose=verbose)
+    except Exception as error:
+        hint = "" if verbose else " (run again with --verbose for the traceback)"
+        return _fail(f"{type(error).__name__}: {error}{hint}", EXIT_TRACKS_FAILED, verbose=verbose)
+
+
+def _fail(message: str, code: int, *, verbose: bool) -> int:
+    if verbose:
+        traceback.print_exc()
+    print(f"genreflow: error: {message}", file=sys.stderr)
+    return code
+
+
+def positive_int(text: str) -> int:
+    return _checked(int, text, lambda v: v >= 1, "an integer of at least 1")
+
+
+def non_negative_int(text: str) -> int:
+    return _checked(int, text, lambda v: v >= 0, "an integer of at least 0")
+
+
+def positive_float(text: str) -> float:
+    return _checked(float, text, lambda v: v > 0, "a number greater than 0")
+
+
+def non_negative_float(text: str) -> float:
+    return _checked(float, text, lambda v: v >= 0, "a number of at least 0")
+
+
+def probability(text: str) -> float:
+    return _checked(float, text, lambda v: 0 <= v <= 1, "a probability between 0 and 1")
+
+
+def names(text: str) -> list[str]:
+    """A comma-separated list (``mel128,musicnn96``)."""
+    items = [item.strip() for item in text.split(",")]
+    if not all(items):
+        raise argparse.ArgumentTypeError(f"expected comma-separated names, got {text!r}")
+    return items
+
+
+def _checked(cast: Callable[[str], Any], text: str, valid: Callable[[Any], bool], expected: str) -> Any:
+    try:
+        value = cast(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+    if value != value or not valid(value):  # NaN is never in range
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
+    return value

@@ -1,0 +1,87 @@
+"""What a person reads in the terminal: each run's typed summary as text, and the exit codes.
+
+The CLI and :mod:`genreflow.flows.demo` both print through here; the types are only imported for
+annotations, so importing this module costs nothing.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from genreflow.pipeline.ingest import IngestSummary
+    from genreflow.pipeline.scoring.summary import ScoreSummary
+    from genreflow.pipeline.training.run import TrainResult
+
+EXIT_OK = 0
+EXIT_TRACKS_FAILED = 1  # the run finished, but some tracks failed or a shard could not run
+EXIT_USAGE = 2  # a bad argument, source, store or metadata: nothing was done
+EXIT_INTERRUPTED = 130
+FAILURES_SHOWN = 20  # the rest are in the failures table
+
+
+def ingest_exit_code(summary: IngestSummary) -> int:
+    return EXIT_TRACKS_FAILED if summary.failures or summary.unprocessed else EXIT_OK
+
+
+def score_exit_code(summary: ScoreSummary) -> int:
+    """1 when a track this run tried to score failed; tracks it could not try do not change the code."""
+    return EXIT_TRACKS_FAILED if summary.failed else EXIT_OK
+
+
+def describe_ingest(summary: IngestSummary) -> str:
+    counts = summary.counts
+    lines = [
+        f"ingest {summary.run_id}: {summary.listed} listed in {summary.source} ({summary.dataset}), "
+        f"{summary.selected} new or changed",
+        f"  ok {counts.get('ok', 0)}, failed {counts.get('failed', 0)}, skipped {counts.get('skipped', 0)}, "
+        f"not processed {len(summary.unprocessed)}; {summary.wall_s:.1f} s",
+        f"  store: {summary.store} (features: {', '.join(summary.feature_sets)})",
+    ]
+    lines += [f"  failed: {f.uri}: {f.reason}" for f in summary.failures]
+    lines += [f"  not processed: {f.uri}: {f.reason}" for f in summary.unprocessed]
+    return "\n".join(lines)
+
+
+def describe_training(result: TrainResult) -> str:
+    metrics = result.card["metrics"]
+    return "\n".join(
+        [
+            f"trained {result.name}@{result.version} ({result.card['architecture']}) on {result.device}",
+            f"  test: accuracy {metrics['accuracy']:.3f}, top-3 {metrics['top3_accuracy']:.3f}, "
+            f"macro-F1 {metrics['macro_f1']:.3f} on {metrics['n_tracks']} tracks",
+            f"  report: {result.path}/report/index.html",
+            *_selection_lines(result.card.get("selection", {})),
+        ]
+    )
+
+
+def _selection_lines(selection: dict[str, Any]) -> list[str]:
+    lines = [
+        f"  grid lr={p['learning_rate']:g} batch={p['batch_size']}: valid accuracy {p['accuracy']:.3f}"
+        for p in selection.get("grid", [])
+    ]
+    if "chosen" in selection:
+        lines.append(f"  chosen on validation: {selection['chosen']}")
+    if cv := selection.get("cross_validation"):
+        lines.append(
+            f"  {cv['folds']}-fold cross-validation ({cv.get('fold_source', 'stratified')}): accuracy "
+            f"{cv['accuracy']['mean']:.3f} ± {cv['accuracy']['std']:.3f}, "
+            f"macro-F1 {cv['macro_f1']['mean']:.3f} ± {cv['macro_f1']['std']:.3f}"
+        )
+    return lines
+
+
+def describe_scoring(summary: ScoreSummary) -> str:
+    top = ", ".join(f"{label} {n}" for label, n in list(summary.top_labels.items())[:8])
+    lines = [
+        f"score {summary.model}@{summary.version} ({summary.mode}): {summary.scored} of "
+        f"{summary.selected} selected tracks scored, {summary.n_patches} windows, {summary.wall_s:.1f} s",
+        f"  top labels: {top or '-'}; {summary.below_threshold} below {summary.threshold:g}",
+        f"  scores: {summary.scores}/",
+    ]
+    shown = summary.failures[:FAILURES_SHOWN]
+    lines += [f"  unscored: {f.track_id} {f.uri}: {f.reason}" for f in shown]
+    if len(summary.failures) > len(shown):
+        lines.append(f"  … {len(summary.failures) - len(shown)} more in {summary.scores}/_failures.csv")
+    return "\n".join(lines)

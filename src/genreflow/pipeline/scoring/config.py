@@ -1,0 +1,36 @@
+"""What a scoring run does unless told: the model, the tracks, batches and the confidence threshold.
+
+Light on purpose (no numpy, no Keras): the CLI reads these defaults to show them in ``--help``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..errors import ParameterError
+
+DEFAULT_MODEL = "genre"  # its production version, else its newest
+MODES = ("new", "all")  # which tracks: not yet scored by this version (or changed since), or every one
+DEFAULT_THRESHOLD = 0.5  # tracks whose top probability is lower are counted as uncertain
+
+
+@dataclass(frozen=True)
+class ScoreSpec:
+    """How every chunk of a run is scored.
+
+    ``hop_s`` is the full-track window hop (default half a patch); ``threads`` the CPU threads the
+    model may use in each worker process (None: all cores).
+    """
+
+    full_track: bool = False
+    hop_s: float | None = None
+    batch_size: int = 64
+    threads: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1:
+            raise ParameterError(f"batch-size must be at least 1, got {self.batch_size}")
+        if self.hop_s is not None and not self.hop_s > 0:
+            raise ParameterError(f"hop-s must be greater than 0, got {self.hop_s}")
+        if self.threads is not None and self.threads < 1:
+            raise ParameterError(f"threads must be at least 1, got {self.threads}")
