@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from genreflow.pipeline.ingest import IngestSummary
+    from genreflow.pipeline.nightly import NightlySummary
     from genreflow.pipeline.scoring.summary import ScoreSummary
     from genreflow.pipeline.training.run import TrainResult
 
@@ -84,4 +85,22 @@ def describe_scoring(summary: ScoreSummary) -> str:
     lines += [f"  unscored: {f.track_id} {f.uri}: {f.reason}" for f in shown]
     if len(summary.failures) > len(shown):
         lines.append(f"  … {len(summary.failures) - len(shown)} more in {summary.scores}/_failures.csv")
+    return "\n".join(lines)
+
+
+def nightly_exit_code(summary: NightlySummary) -> int:
+    return EXIT_TRACKS_FAILED if summary.failed else EXIT_OK
+
+
+def describe_nightly(summary: NightlySummary) -> str:
+    top = ", ".join(f"{label} {n}" for label, n in list(summary.labels.items())[:8])
+    lines = [
+        f"nightly on {summary.store}: {summary.new} new or changed, {summary.failed} failed, {summary.retired} "
+        f"retired, {summary.scored} scored; {summary.wall_s:.1f} s "
+        f"({', '.join(f'{phase} {seconds:.1f} s' for phase, seconds in summary.phases.items())})",
+    ]
+    if summary.scorings:
+        lines.append(f"  top labels: {top or '-'}; {summary.below_threshold} below {summary.threshold:g}")
+    lines += [describe_ingest(i) for i in summary.ingests]
+    lines += [describe_scoring(s) for s in summary.scorings]
     return "\n".join(lines)

@@ -78,6 +78,14 @@ def add_json(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print the run summary as JSON")
 
 
+def add_allow_empty_source(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--allow-empty-source",
+        action="store_true",
+        help="a source that lists no files retires the store's files from it (else refused: it looks like an outage)",
+    )
+
+
 def add_runtime(parser: argparse.ArgumentParser, *, store_default: str = "") -> None:
     """Where a flow runs: the store, local workers or a Dask cluster, S3, verbosity."""
     add_store(parser, default=store_default)

@@ -6,6 +6,7 @@ import argparse
 import json
 
 from genreflow.cli.common import (
+    add_allow_empty_source,
     add_command,
     add_json,
     add_runtime,
@@ -43,6 +44,7 @@ def register(sub: argparse._SubParsersAction) -> None:
            help="rows per track: mid, or mid,left,right (seed 002's channel split)",
            default_from=lambda: defaults.DEFAULT_CHANNEL_VIEWS)  # fmt: skip
     parser.add_argument("--retry-failed", action="store_true", help="decode again files that failed before")
+    add_allow_empty_source(parser)
     add_json(parser)
 
 
@@ -54,6 +56,7 @@ def handle(args: argparse.Namespace) -> int:
         settings(args, store_required=True),
         source=args.source,
         retry_failed=args.retry_failed,
+        allow_empty_source=args.allow_empty_source,
         **given(args, "dataset", "fma_subset", "feature_sets", "shard_size", "window_s", "min_duration_s",
                 "channel_views"),
     )  # fmt: skip

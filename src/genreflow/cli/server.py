@@ -15,14 +15,22 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def handle(args: argparse.Namespace) -> int:
     from genreflow.infra.logs import configure_environment
-    from genreflow.infra.prefect_api import ensure_prefect_api, local_server_url, stop_local_server
+    from genreflow.infra.prefect_api import (
+        ensure_prefect_api,
+        local_server_ui_url,
+        local_server_url,
+        stop_local_server,
+        ui_url_of,
+    )
 
     resolved = settings(args, store_required=False)
     configure_environment(verbose=args.verbose)
     if args.action == "start":
-        print(ensure_prefect_api(resolved.home))
+        url = ensure_prefect_api(resolved.home)  # a configured PREFECT_API_URL, else the local server
+        print(f"api: {url}\nui: {ui_url_of(url)}")
     elif args.action == "stop":
         print("stopped" if stop_local_server(resolved.home) else "no local server was running")
     else:
-        print(local_server_url(resolved.home) or "no local server running")
+        url = local_server_url(resolved.home)
+        print(f"api: {url}\nui: {local_server_ui_url(resolved.home)}" if url else "no local server running")
     return 0

@@ -16,14 +16,15 @@ from genreflow.cli.common import (
     settings,
 )
 from genreflow.infra.devices import DEVICES
-from genreflow.pipeline.training.config import DEFAULT_ARCHITECTURE, TrainConfig
+from genreflow.pipeline.training.config import DEFAULT_ARCHITECTURE, DEFAULT_MODEL_NAME, TrainConfig
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     parser = add_command(sub, "train", help="train a model on the store's labelled tracks and register it",
                          handler=handle)  # fmt: skip
     option(parser, "--backbone", help="architecture (see --list)", default_from=lambda: DEFAULT_ARCHITECTURE)
-    parser.add_argument("--model", default=None, help="registry name (default: the backbone's name)")
+    option(parser, "--model", dest="model_name", help="registry name: every training is a new version of it",
+           default_from=lambda: DEFAULT_MODEL_NAME)  # fmt: skip
     option(parser, "--epochs", type=positive_int, help="epochs of the first phase",
            default_from=lambda: TrainConfig.epochs)  # fmt: skip
     option(parser, "--fine-tune-epochs", type=non_negative_int, help="pretrained: epochs with the top unfrozen",
@@ -69,11 +70,10 @@ def handle(args: argparse.Namespace) -> int:
     )
     result = run_train(
         settings(args, store_required=True),
-        model_name=args.model,
         config=config,
         grid=parse_grid(args.grid, config) if args.grid else None,
         cv_folds=args.cv,
-        **given(args, "backbone", "device"),
+        **given(args, "backbone", "device", "model_name"),
     )
     print(describe_training(result))
     return 0

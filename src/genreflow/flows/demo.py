@@ -9,8 +9,6 @@ from genreflow.console import EXIT_OK, describe_ingest, describe_scoring, descri
 from genreflow.flows.runtime import run_ingest, run_score, run_train
 from genreflow.infra.settings import Settings
 
-DEMO_MODEL = "genre"  # the name nightly scoring uses by default
-
 
 def run_demo(settings: Settings, *, directory: Path) -> int:
     """Make the demo catalogue (once), ingest it, train and promote the default model, score every track."""
@@ -29,11 +27,11 @@ def run_demo(settings: Settings, *, directory: Path) -> int:
     print(f"feature store: {store}/features.zarr   manifest: {store}/manifest/")
     print("the broken demo files above are expected to fail: they show how bad input is reported")
 
-    trained = run_train(settings, model_name=DEMO_MODEL)
+    trained = run_train(settings)  # registered as the default model name, which `score` reads
     print(describe_training(trained))
     print(f"production model: {promote(StoreLayout(store, settings.storage_options), str(trained.ref))}")
 
-    scored = run_score(settings, model=DEMO_MODEL)
+    scored = run_score(settings)
     print(describe_scoring(scored))
     print(example_rows(scored.scores))
     return EXIT_OK

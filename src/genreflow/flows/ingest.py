@@ -8,10 +8,11 @@ from typing import Any
 
 from prefect import flow, unmapped
 
-from genreflow.flows.mapping import as_they_finish
+from genreflow.flows.mapping import as_they_finish, workers
+from genreflow.infra.settings import Settings
 from genreflow.pipeline.audio import ClipWindow
-from genreflow.pipeline.datasets import DEFAULT_WINDOW_S as DATASET_WINDOW_S
-from genreflow.pipeline.errors import ParameterError, StoreError
+from genreflow.pipeline.datasets import source_uri
+from genreflow.pipeline.errors import ParameterError
 from genreflow.pipeline.extract import ExtractionSpec, Shard, ShardResult
 from genreflow.pipeline.features import parse_feature_sets
 from genreflow.pipeline.ingest import (
@@ -23,6 +24,8 @@ from genreflow.pipeline.ingest import (
     recover_interrupted_runs,
     select_work,
     summarise_run,
+    vanished,
+    window_seconds,
 )
 from genreflow.pipeline.ingest_config import (
     DEFAULT_CHANNEL_VIEWS,
@@ -31,10 +34,8 @@ from genreflow.pipeline.ingest_config import (
     DEFAULT_FMA_SUBSET,
     DEFAULT_MIN_DURATION_S,
     DEFAULT_SHARD_SIZE,
-    DEFAULT_WINDOW_S,
 )
 from genreflow.pipeline.store import FeatureStore, StoreLayout, read_manifest
-from genreflow.pipeline.store.features import store_attrs
 from genreflow.tasks.ingest import extract_shard, scan_source
 from genreflow.tasks.reports import publish_ingest_report
 
@@ -51,11 +52,20 @@ def ingest_flow(
     min_duration_s: float = DEFAULT_MIN_DURATION_S,
     channel_views: Sequence[str] = DEFAULT_CHANNEL_VIEWS,
     retry_failed: bool = False,
+    allow_empty_source: bool = False,
     fma_subset: str = DEFAULT_FMA_SUBSET,
     storage_options: Mapping[str, Any] | None = None,
+    settings: Settings | None = None,
     show_progress: bool = True,
 ) -> IngestSummary:
-    """Bring new and changed tracks of ``source`` into the feature store at ``store``.
+    """Bring new and changed tracks of ``source`` into the feature store at ``store``, and retire the
+    files that vanished from it (``removed`` rows; a source listing nothing while the store holds its
+    files is refused as an outage unless ``allow_empty_source``).
+
+    Listing, diffing and committing run in this process; the shards run on the Dask workers that
+    ``settings`` describe (a local cluster, or an existing scheduler), started only when there is
+    work, so a night with nothing new costs no worker start. ``settings=None`` runs them in this
+    process's threads.
 
     Returns the run's summary: counts per status and label, failures with reasons, tracks left
     unprocessed by a failed shard (selected again next run), per-shard timings and memory.
@@ -76,25 +86,33 @@ def ingest_flow(
 
     lap("scan_s")
     detected = catalogue["dataset"].iloc[0] if len(catalogue) else dataset
-    window = ClipWindow(seconds=_window_seconds(layout, window_s, detected), min_seconds=min_duration_s)
+    window = ClipWindow(seconds=window_seconds(layout, window_s, detected), min_seconds=min_duration_s)
 
     features = FeatureStore(layout)
     features.ensure(sets, window=window, channel_views=tuple(channel_views))
     recovered = recover_interrupted_runs(layout, features)
-    work = select_work(catalogue, read_manifest(layout), feature_sets=sets, retry_failed=retry_failed)
-
+    manifest = read_manifest(layout)
+    work = select_work(catalogue, manifest, feature_sets=sets, retry_failed=retry_failed)
     run_id = new_run_id()
+    removed = vanished(
+        catalogue,
+        manifest,
+        source=source_uri(source, storage_options=storage_options),
+        run_id=run_id,
+        allow_empty_source=allow_empty_source,
+    )
+
     views = len(channel_views)
     lap("plan_s")
     results: list[ShardResult] = []
     unprocessed: list[FailedTrack] = []
-    if len(work):
+    if len(work):  # workers start only when there is something to decode
         row_start = features.allocate(len(work) * views)
         shards = plan_shards(work, run_id=run_id, row_start=row_start, rows_per_track=views, shard_size=shard_size)
         spec = ExtractionSpec(sets, window, tuple(channel_views))
-        results, unprocessed = _run_shards(shards, spec, layout, show_progress=show_progress)
+        results, unprocessed = _run_shards(shards, spec, layout, settings=settings, show_progress=show_progress)
     lap("extract_s")
-    committed = commit_run(layout, features, run_id, [row for r in results for row in r.rows])
+    committed = commit_run(layout, features, run_id, removed + [row for r in results for row in r.rows])
     lap("commit_s")
 
     summary = summarise_run(
@@ -117,26 +135,17 @@ def ingest_flow(
 
 
 def _run_shards(
-    shards: list[Shard], spec: ExtractionSpec, layout: StoreLayout, *, show_progress: bool
+    shards: list[Shard], spec: ExtractionSpec, layout: StoreLayout, *, settings: Settings | None, show_progress: bool
 ) -> tuple[list[ShardResult], list[FailedTrack]]:
-    """Map the shard task over the cluster; a shard that fails after its retries leaves its tracks
+    """Map the shard task over the workers; a shard that fails after its retries leaves its tracks
     unprocessed (selected again next run) instead of stopping the others."""
-    futures = extract_shard.map(shards, spec=unmapped(spec), layout=unmapped(layout))
     results: list[ShardResult] = []
     unprocessed: list[FailedTrack] = []
-    for shard, outcome in as_they_finish(futures, shards, desc="ingest", show_progress=show_progress):
-        if isinstance(outcome, ShardResult):
-            results.append(outcome)
-        else:
-            unprocessed += [FailedTrack(t.uri, f"shard failed: {outcome}") for t in shard.tracks]
+    with workers(settings) as runner:
+        futures = runner.map(extract_shard, {"shard": shards, "spec": unmapped(spec), "layout": unmapped(layout)})
+        for shard, outcome in as_they_finish(futures, shards, desc="ingest", show_progress=show_progress):
+            if isinstance(outcome, ShardResult):
+                results.append(outcome)
+            else:
+                unprocessed += [FailedTrack(t.uri, f"shard failed: {outcome}") for t in shard.tracks]
     return results, unprocessed
-
-
-def _window_seconds(layout: StoreLayout, requested: float | None, dataset: str) -> float:
-    """The requested window, else the existing store's, else the dataset's default."""
-    if requested is not None:
-        return float(requested)
-    try:
-        return float(store_attrs(layout)["window_s"])
-    except (StoreError, KeyError):  # no store yet, or one made before settings were recorded
-        return DATASET_WINDOW_S.get(dataset, DEFAULT_WINDOW_S)

@@ -1,12 +1,18 @@
-"""Following a mapped task as it finishes: the flows' shared loop and progress bar."""
+"""Where a flow's mapped tasks run, and following them as they finish: the flows' shared loop and
+progress bar."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator, Sequence
 from typing import Any, Protocol, TypeVar
 
+from prefect.context import FlowRunContext
 from prefect.futures import as_completed
 from tqdm import tqdm
+
+from genreflow.infra.dask_cluster import task_runner
+from genreflow.infra.settings import Settings
 
 
 class HasTracks(Protocol):
@@ -14,6 +20,18 @@ class HasTracks(Protocol):
 
 
 Item = TypeVar("Item", bound=HasTracks)
+
+
+@contextlib.contextmanager
+def workers(settings: Settings | None) -> Iterator[Any]:
+    """A task runner for one step of a flow: the Dask workers ``settings`` describe, started on entry
+    and stopped on exit, so a flow that finds nothing to do starts none; ``None``: the flow's own."""
+    if settings is None:
+        context = FlowRunContext.get()
+        yield context.task_runner
+        return
+    with task_runner(settings) as runner:
+        yield runner
 
 
 def as_they_finish(

@@ -3,6 +3,7 @@ runner, then the flow."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from genreflow.infra.devices import DEVICES
@@ -10,10 +11,11 @@ from genreflow.infra.logs import configure_environment
 from genreflow.infra.prefect_api import ensure_prefect_api
 from genreflow.infra.settings import Settings
 from genreflow.pipeline.store import StoreLayout, require_store_root, require_tracks
-from genreflow.pipeline.training.config import DEFAULT_ARCHITECTURE, TrainConfig
+from genreflow.pipeline.training.config import DEFAULT_ARCHITECTURE, DEFAULT_MODEL_NAME, TrainConfig
 
 if TYPE_CHECKING:  # the flows' result types; importing them here would load every flow's dependencies
     from genreflow.pipeline.ingest import IngestSummary
+    from genreflow.pipeline.nightly import NightlySummary
     from genreflow.pipeline.scoring.summary import ScoreSummary
     from genreflow.pipeline.training.run import TrainResult
 
@@ -37,8 +39,8 @@ def run_ingest(settings: Settings, *, source: str, store: str | None = None, **p
     prepare(settings)
     from genreflow.flows.ingest import ingest_flow
 
-    flow = _on_dask(settings, ingest_flow)
-    return flow(source, store, storage_options=settings.storage_options, **params)
+    _quiet(settings)
+    return ingest_flow(source, store, storage_options=settings.storage_options, settings=settings, **params)
 
 
 def run_score(settings: Settings, *, store: str | None = None, **params: Any) -> ScoreSummary:
@@ -48,29 +50,40 @@ def run_score(settings: Settings, *, store: str | None = None, **params: Any) ->
     prepare(settings)
     from genreflow.flows.score import score_flow
 
-    if not settings.dask_address:  # local workers share this host's cores
-        from genreflow.infra.devices import cpu_threads_per_worker
-
-        params.setdefault("threads", cpu_threads_per_worker(settings.workers))
-    flow = _on_dask(settings, score_flow)
-    return flow(store, storage_options=settings.storage_options, **params)
+    _quiet(settings)
+    return score_flow(store, storage_options=settings.storage_options, settings=settings, **params)
 
 
-def _on_dask(settings: Settings, flow: Any) -> Any:
-    """``flow`` mapping its tasks onto the local or configured Dask cluster, with quiet loggers."""
-    from genreflow.infra.dask_cluster import task_runner
+def run_nightly(
+    settings: Settings, *, sources: Sequence[str], store: str | None = None, **params: Any
+) -> NightlySummary:
+    """Run the nightly flow: every source ingested, then the models score what is new."""
+    from genreflow.pipeline.datasets import require_source
+
+    store = store or _store(settings)
+    for source in sources:
+        require_source(source, storage_options=settings.storage_options)
+    require_store_root(StoreLayout(store, settings.storage_options))
+    prepare(settings)
+    from genreflow.flows.nightly import nightly_flow
+
+    _quiet(settings)
+    return nightly_flow(list(sources), store, storage_options=settings.storage_options, settings=settings, **params)
+
+
+def _quiet(settings: Settings) -> None:
+    """Quiet loggers again: importing Prefect configures its logging afresh."""
     from genreflow.infra.logs import quiet_loggers
 
     if not settings.verbose:
         quiet_loggers()
-    return flow.with_options(task_runner=task_runner(settings))
 
 
 def run_train(
     settings: Settings,
     *,
     backbone: str = DEFAULT_ARCHITECTURE,
-    model_name: str | None = None,
+    model_name: str = DEFAULT_MODEL_NAME,
     config: TrainConfig | None = None,
     device: str = DEVICES[0],
     grid: list[TrainConfig] | None = None,
@@ -84,10 +97,8 @@ def run_train(
     require_tracks(StoreLayout(store, settings.storage_options))
     prepare(settings)
     from genreflow.flows.train import train_flow
-    from genreflow.infra.logs import quiet_loggers
 
-    if not settings.verbose:
-        quiet_loggers()
+    _quiet(settings)
     flow = train_flow
     gpu_worker = False
     if settings.dask_address:

@@ -10,7 +10,9 @@ from typing import Any
 
 from prefect import flow, unmapped
 
-from genreflow.flows.mapping import as_they_finish
+from genreflow.flows.mapping import as_they_finish, workers
+from genreflow.infra.devices import cpu_threads_per_worker
+from genreflow.infra.settings import Settings
 from genreflow.pipeline.errors import ParameterError
 from genreflow.pipeline.scoring.config import DEFAULT_MODEL, DEFAULT_THRESHOLD, MODES, ScoreSpec
 from genreflow.pipeline.scoring.plan import plan_scoring, read_track_ids
@@ -37,16 +39,21 @@ def score_flow(
     threshold: float = DEFAULT_THRESHOLD,
     threads: int | None = None,
     storage_options: Mapping[str, Any] | None = None,
+    settings: Settings | None = None,
     show_progress: bool = True,
 ) -> ScoreSummary:
     """Score ``tracks`` of the store with ``model`` (``NAME[@VERSION]``, a registered model's
     production version by default, or a zero-shot tagger) and write its Parquet files.
 
     ``tracks`` is ``new``, ``all``, the URI of a file of track ids, or a list of ids. ``threads``
-    caps the model's CPU threads in each worker process (local workers split the cores).
+    caps the model's CPU threads in each worker process (default: local workers split the cores). Chunks run
+    on the Dask workers ``settings`` describe, started only when there is something to score (so no
+    worker loads a model on a night with nothing new); ``None``: in this process's threads.
     Returns the run's summary: counts, top-label distribution, low-confidence count, failures, timings.
     """
     started = time.perf_counter()
+    if threads is None and settings is not None and not settings.dask_address:  # local workers share the cores
+        threads = cpu_threads_per_worker(settings.workers)
     spec = ScoreSpec(full_track=full_track, hop_s=hop_s, batch_size=batch_size, threads=threads)
     if not 0 <= threshold <= 1:
         raise ParameterError(f"threshold is a probability, between 0 and 1; got {threshold}")
@@ -67,7 +74,11 @@ def score_flow(
     )
     planned_s = time.perf_counter() - started
     retired = retire_scores(scores, info, plan.retire) if plan.retire else 0
-    results, crashed = _run_chunks(plan.chunks, spec, layout, scores, info, show_progress=show_progress)
+    results, crashed = (
+        ([], [])
+        if not plan.chunks
+        else _run_chunks(plan.chunks, spec, layout, scores, info, settings=settings, show_progress=show_progress)
+    )
     attempted = [f for r in results for f in r.failures] + crashed
     failures = record_failures_task(scores, ref, plan.failures, attempted, plan.chunks)
     summary = summarise_scoring(
@@ -97,24 +108,28 @@ def _run_chunks(
     scores: ScoresLayout,
     info: ModelInfo,
     *,
+    settings: Settings | None,
     show_progress: bool,
 ) -> tuple[list[ChunkScores], list[dict[str, str]]]:
     """Map the chunk task; write each shard's file as soon as its last chunk is back. A chunk that
     fails after its retry lists its tracks as failures; the file still gets the other chunks' rows."""
-    futures = score_chunk_task.map(chunks, spec=unmapped(spec), layout=unmapped(layout), ref=unmapped(info.ref))
     waiting = Counter(chunk.shard for chunk in chunks)
     done: dict[int, list[ChunkScores]] = {}
     results: list[ChunkScores] = []
     crashed: list[dict[str, str]] = []
     scored_at = datetime.now(UTC)
-    for chunk, outcome in as_they_finish(futures, chunks, desc="score", show_progress=show_progress):
-        if isinstance(outcome, ChunkScores):
-            done.setdefault(chunk.shard, []).append(outcome)
-            results.append(outcome)
-        else:
-            crashed += [{"track_id": t.track_id, "uri": t.uri, "reason": f"task failed: {outcome}"}
-                        for t in chunk.tracks]  # fmt: skip
-        waiting[chunk.shard] -= 1
-        if waiting[chunk.shard] == 0 and done.get(chunk.shard):
-            write_scores(scores, info, chunk.shard, sorted(done.pop(chunk.shard), key=lambda r: r.index), scored_at)
+    with workers(settings) as runner:
+        parameters = {"chunk": chunks, "spec": unmapped(spec), "layout": unmapped(layout), "ref": unmapped(info.ref)}
+        futures = runner.map(score_chunk_task, parameters)
+        for chunk, outcome in as_they_finish(futures, chunks, desc="score", show_progress=show_progress):
+            if isinstance(outcome, ChunkScores):
+                done.setdefault(chunk.shard, []).append(outcome)
+                results.append(outcome)
+            else:
+                crashed += [{"track_id": t.track_id, "uri": t.uri, "reason": f"task failed: {outcome}"}
+                            for t in chunk.tracks]  # fmt: skip
+            waiting[chunk.shard] -= 1
+            if waiting[chunk.shard] == 0 and done.get(chunk.shard):
+                shard_chunks = sorted(done.pop(chunk.shard), key=lambda r: r.index)
+                write_scores(scores, info, chunk.shard, shard_chunks, scored_at)
     return results, crashed

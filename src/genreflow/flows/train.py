@@ -12,6 +12,7 @@ from prefect import flow, unmapped
 from genreflow.pipeline.store import StoreLayout
 from genreflow.pipeline.training.config import TrainConfig
 from genreflow.pipeline.training.run import TrainResult
+from genreflow.pipeline.training.select import choose_config
 from genreflow.tasks.reports import publish_train_report
 from genreflow.tasks.train import cross_validation, score_config, train_model
 
@@ -21,7 +22,7 @@ def train_flow(
     store: str,
     backbone: str,
     *,
-    model_name: str | None = None,
+    model_name: str,
     config: TrainConfig | None = None,
     grid: list[TrainConfig] | None = None,
     cv_folds: int = 0,
@@ -46,11 +47,7 @@ def train_flow(
     with annotation:
         if grid and len(grid) > 1:
             futures = score_config.map(unmapped(layout), unmapped(backbone), grid, unmapped(device))
-            scores = [future.result() for future in futures]
-            best = max(range(len(grid)), key=lambda i: (scores[i]["accuracy"], scores[i]["macro_f1"]))
-            config = grid[best]
-            selection["grid"] = [{**_grid_point(c), **s} for c, s in zip(grid, scores, strict=True)]
-            selection["chosen"] = _grid_point(config)
+            config, selection = choose_config(grid, [future.result() for future in futures])
         if cv_folds:
             cv = cross_validation.submit(layout, backbone, config, device, cv_folds)
             selection["cross_validation"] = cv.result()
@@ -58,7 +55,3 @@ def train_flow(
     result = future.result()
     publish_train_report(result)
     return result
-
-
-def _grid_point(config: TrainConfig) -> dict[str, Any]:
-    return {"learning_rate": config.learning_rate, "batch_size": config.batch_size, "epochs": config.epochs}

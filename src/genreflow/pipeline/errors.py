@@ -19,3 +19,17 @@ class CatalogueError(GenreflowError):
 
 class StoreError(GenreflowError):
     """The feature store or manifest is unreachable, inconsistent or used against its rules."""
+
+
+class LeaseHeld(StoreError):
+    """Another run holds the store's lease (one writing run at a time); the message names it.
+
+    ``holder`` is that run's :class:`~genreflow.pipeline.store.lease.LeaseInfo` (``None`` if unknown).
+    """
+
+    def __init__(self, message: str, holder: object = None) -> None:
+        super().__init__(message)
+        self.holder = holder
+
+    def __reduce__(self):  # keep ``holder`` through pickling (exceptions pickle only ``args``)
+        return type(self), (str(self), self.holder)

@@ -17,15 +17,18 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .errors import ParameterError
+from .datasets import DEFAULT_WINDOW_S as DATASET_WINDOW_S
+from .errors import CatalogueError, ParameterError, StoreError
 from .extract import Shard, ShardResult, TrackRef
 from .features import FeatureSet
+from .ingest_config import DEFAULT_WINDOW_S
 from .store import (
     FeatureStore,
     StoreLayout,
     latest_rows,
     read_manifest,
     read_parquet_dir,
+    store_attrs,
     write_manifest_part,
 )
 from .store.manifest import MANIFEST_SCHEMA
@@ -35,6 +38,16 @@ from .uri import filesystem
 def new_run_id() -> str:
     """A sortable, unique run id: UTC time plus random suffix (``20261122T021500Z-3f9a1c``)."""
     return f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
+
+
+def window_seconds(layout: StoreLayout, requested: float | None, dataset: str) -> float:
+    """The clip window of a run: the requested one, else the existing store's, else the dataset's default."""
+    if requested is not None:
+        return float(requested)
+    try:
+        return float(store_attrs(layout)["window_s"])
+    except (StoreError, KeyError):  # no store yet, or one made before settings were recorded
+        return DATASET_WINDOW_S.get(dataset, DEFAULT_WINDOW_S)
 
 
 def select_work(
@@ -62,12 +75,59 @@ def select_work(
         lambda sets: isinstance(sets, list | np.ndarray) and not wanted <= set(sets)
     )
     reason = np.select(
-        [~seen, ~same_file, (status == "failed") & retry_failed, (status == "ok") & lacks_sets.to_numpy(dtype=bool)],
-        ["new", "changed", "retry", "features"],
+        [
+            ~seen,
+            status == "removed",  # back after it vanished: its old rows no longer count
+            ~same_file,
+            (status == "failed") & retry_failed,
+            (status == "ok") & lacks_sets.to_numpy(dtype=bool),
+        ],
+        ["new", "restored", "changed", "retry", "features"],
         default="",
     )
     work = catalogue.assign(reason=reason)
     return work[work["reason"] != ""].reset_index(drop=True)
+
+
+def vanished(
+    catalogue: pd.DataFrame, manifest: pd.DataFrame, *, source: str, run_id: str, allow_empty_source: bool = False
+) -> list[dict[str, Any]]:
+    """``removed`` manifest rows for the files under ``source`` that the store holds and the listing no
+    longer has, so readers stop seeing them (their score rows are dropped by the next scoring run).
+
+    Only files under ``source`` (a folder or prefix, as listed) are considered: a store fed from
+    several sources keeps what the others brought.
+
+    Raises
+    ------
+    CatalogueError
+        The source lists no files while the store holds files from it: an outage (an unmounted
+        disk, a wrong prefix, expired credentials) looks the same as "everything was deleted",
+        so it is refused unless ``allow_empty_source``.
+    """
+    if manifest.empty:
+        return []
+    files = latest_rows(manifest, by="uri")
+    prefix = source.rstrip("/") + "/"
+    held = files[(files["status"] != "removed") & files["uri"].str.startswith(prefix)]
+    gone = held[~held["uri"].isin(catalogue["uri"])]
+    if len(catalogue) == 0 and len(held) and not allow_empty_source:
+        raise CatalogueError(
+            f"{source}: lists no audio files, but the store holds {len(held)} from it; refusing to retire them "
+            "all (an unmounted disk or a wrong prefix looks the same); pass --allow-empty-source if they are gone"
+        )
+    now = datetime.now(UTC)
+    columns = ("track_id", "uri", "dataset", "label", "split", "fold", "size_bytes", "source_version", "content_hash")
+    return [
+        {**{name: _plain(record.get(name)) for name in columns}, "status": "removed", "row": None,
+         "error": "no longer in the source", "ingested_at": now, "run_id": run_id, "feature_sets": []}
+        for record in gone.to_dict("records")
+    ]  # fmt: skip
+
+
+def _plain(value: Any) -> Any:
+    """A manifest value as a plain Python object (pandas' NA as None)."""
+    return None if value is None or value is pd.NA or (isinstance(value, float) and np.isnan(value)) else value
 
 
 def _equal(left: pd.Series, right: pd.Series) -> np.ndarray:
@@ -109,7 +169,11 @@ def commit_run(
 
 
 def mark_duplicates(rows: Sequence[dict[str, Any]], manifest: pd.DataFrame) -> list[dict[str, Any]]:
-    """Rows with a content-hash id already live under another URI become ``skipped``."""
+    """Rows with a content-hash id already live under another URI become ``skipped``.
+
+    ``removed`` rows free their id first (the caller puts them first): a file renamed in its source
+    keeps its track under the new name instead of being skipped as a duplicate of the vanished one.
+    """
     live: dict[str, str] = {}
     if len(manifest):
         current = latest_rows(manifest, by="uri")
@@ -118,6 +182,8 @@ def mark_duplicates(rows: Sequence[dict[str, Any]], manifest: pd.DataFrame) -> l
     out = []
     for row in rows:
         row = dict(row)
+        if row["status"] == "removed" and live.get(row["track_id"]) == row["uri"]:
+            del live[row["track_id"]]
         owner = live.get(row["track_id"]) if row["status"] == "ok" else None
         if owner is not None and owner != row["uri"]:
             row.update(status="skipped", error=f"duplicate of {owner}", row=None)
@@ -238,7 +304,7 @@ def summarise_run(
     by_label: dict[str, dict[str, int]] = {}
     for row in committed:
         counts[row["status"]] = counts.get(row["status"], 0) + 1
-        label = by_label.setdefault(row["label"] or "(none)", {"ok": 0, "failed": 0, "skipped": 0})
+        label = by_label.setdefault(row["label"] or "(none)", {"ok": 0, "failed": 0, "skipped": 0, "removed": 0})
         label[row["status"]] += 1
     return IngestSummary(
         counts=counts,

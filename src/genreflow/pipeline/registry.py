@@ -18,10 +18,10 @@ from typing import Any
 
 from .errors import GenreflowError
 from .store import StoreLayout
+from .training.config import PRODUCTION
 from .uri import filesystem, is_remote, join
 
 CARD = "card.json"
-PRODUCTION = "production"
 
 
 class RegistryError(GenreflowError):

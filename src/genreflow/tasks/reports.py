@@ -7,6 +7,7 @@ import re
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from genreflow.pipeline.ingest import IngestSummary
+from genreflow.pipeline.nightly import NightlySummary
 from genreflow.pipeline.scoring.summary import ScoreSummary
 from genreflow.pipeline.training.run import TrainResult
 
@@ -85,3 +86,23 @@ def publish_score_report(summary: ScoreSummary) -> None:
     ]
     lines += [f"  - `{f.track_id}` {f.uri}: {f.reason}" for f in summary.failures[:FAILURES_LISTED]]
     create_markdown_artifact(key=f"{key}-summary", markdown="\n".join(lines))
+
+
+def publish_nightly_report(summary: NightlySummary) -> None:
+    """One markdown summary of the night: what came in, what failed, what was retired and scored."""
+    lines = [
+        f"# Nightly run on `{summary.store}`",
+        f"- new or changed {summary.new}, failed {summary.failed}, retired {summary.retired}, scored {summary.scored}",
+        f"- {summary.below_threshold} tracks with top probability below {summary.threshold:g}",
+        "- wall time: "
+        + ", ".join(f"{phase} {seconds:.1f} s" for phase, seconds in summary.phases.items())
+        + f"; {summary.wall_s:.1f} s in all",
+    ]
+    lines += [f"- `{i.source}`: listed {i.listed}, selected {i.selected}, {i.counts}" for i in summary.ingests]
+    lines += [
+        f"- {s.model}@{s.version}: scored {s.scored} of {s.selected}, failed {s.failed}" for s in summary.scorings
+    ]
+    if summary.labels:
+        lines += ["", "| label | tracks |", "|---|---|", *(f"| {k} | {n} |" for k, n in summary.labels.items())]
+    create_markdown_artifact(key=artifact_key("nightly", summary.ingests[0].run_id if summary.ingests else "run"),
+                             markdown="\n".join(lines))  # fmt: skip

@@ -21,14 +21,14 @@ from genreflow.pipeline.training.select import cross_validate, validation_score
 def train_model(
     layout: StoreLayout,
     arch_name: str,
-    model_name: str | None,
+    model_name: str,
     config: TrainConfig,
     device: str,
     home: Path,
     selection: dict[str, Any] | None = None,
 ) -> TrainResult:
     used = select_device(device)
-    state = state_dir(home, layout, arch_name, model_name or arch_name, config)
+    state = state_dir(home, layout, arch_name, model_name, config)
     return train_and_register(
         layout, arch_name, model_name=model_name, config=config, state=state, device=used, selection=selection
     )

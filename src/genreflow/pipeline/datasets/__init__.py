@@ -16,7 +16,7 @@ import pandas as pd
 from ..errors import ParameterError
 from ..ingest_config import DATASETS, DEFAULT_DATASET, DEFAULT_FMA_SUBSET
 from ..uri import filesystem, join
-from .common import CATALOGUE_COLUMNS, SPLITS, AudioFile, list_audio, require_source, validate_catalogue
+from .common import CATALOGUE_COLUMNS, SPLITS, AudioFile, list_audio, require_source, source_uri, validate_catalogue
 from .fma import scan_fma
 from .folder import is_folder_per_label, scan_folder, scan_unlabelled
 from .gtzan import find_genre_dir, scan_gtzan
@@ -73,5 +73,6 @@ __all__ = [
     "scan_gtzan",
     "scan_unlabelled",
     "scan_us8k",
+    "source_uri",
     "validate_catalogue",
 ]

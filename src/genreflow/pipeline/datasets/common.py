@@ -56,6 +56,12 @@ def require_source(
     return fs, base
 
 
+def source_uri(root: str, *, storage_options: Mapping[str, Any] | None = None) -> str:
+    """``root`` as the URIs of its listed files spell it (an absolute path locally, ``s3://...`` remotely)."""
+    fs, base = filesystem(root, storage_options)
+    return to_uri(fs, base.rstrip("/"))
+
+
 def list_audio(root: str, *, storage_options: Mapping[str, Any] | None = None) -> list[AudioFile]:
     """Every audio file under ``root`` (by extension), sorted by path.
 

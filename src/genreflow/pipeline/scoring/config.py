@@ -8,8 +8,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..errors import ParameterError
+from ..training.config import DEFAULT_MODEL_NAME, PRODUCTION
 
-DEFAULT_MODEL = "genre"  # its production version, else its newest
+DEFAULT_MODEL = DEFAULT_MODEL_NAME  # its production version, else its newest
+DEFAULT_NIGHTLY_MODELS = (f"{DEFAULT_MODEL}@{PRODUCTION}",)  # a night scores with the promoted version only
 MODES = ("new", "all")  # which tracks: not yet scored by this version (or changed since), or every one
 DEFAULT_THRESHOLD = 0.5  # tracks whose top probability is lower are counted as uncertain
 

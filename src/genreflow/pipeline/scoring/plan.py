@@ -96,7 +96,7 @@ def plan_scoring(
         {"track_id": r.track_id, "uri": r.uri, "reason": f"ingest failed: {r.error}"} for r in failed.itertuples()
     ]
     ok = requested[requested["status"] == "ok"]
-    complete = ok["feature_sets"].map(lambda names: set(feature_sets) <= set(names))
+    complete = ok["feature_sets"].map(lambda names: set(feature_sets) <= set(names)).astype(bool)  # also when empty
     failures += [
         {"track_id": r.track_id, "uri": r.uri, "reason": f"stored without {'+'.join(feature_sets)}: ingest it with "
          f"--features {','.join(feature_sets)}"}

@@ -34,6 +34,11 @@ class StoreLayout:
         return join(self.root, "runs")
 
     @property
+    def lease(self) -> str:
+        """The lock of the one run writing the store now (:mod:`genreflow.pipeline.store.lease`)."""
+        return join(self.root, "lease.json")
+
+    @property
     def models(self) -> str:
         """The model registry: ``<name>/<version>/`` folders and a ``<name>/production`` pointer."""
         return join(self.root, "models")

@@ -34,7 +34,7 @@ MANIFEST_SCHEMA = pa.schema(
         ("row", pa.int64()),
         ("window_start_s", pa.float64()),
         ("valid_s", pa.float64()),
-        ("status", pa.string()),  # ok / failed / skipped
+        ("status", pa.string()),  # ok / failed / skipped / removed
         ("error", pa.string()),
         ("ingested_at", pa.timestamp("us", tz="UTC")),
         ("run_id", pa.string()),
@@ -42,7 +42,7 @@ MANIFEST_SCHEMA = pa.schema(
     ]
 )
 MANIFEST_SCHEMA = MANIFEST_SCHEMA.with_metadata({"genreflow.manifest_schema": "1"})
-STATUSES = ("ok", "failed", "skipped")
+STATUSES = ("ok", "failed", "skipped", "removed")  # removed: the file vanished from its source
 
 
 def rows_to_table(rows: Sequence[Mapping[str, Any]]) -> pa.Table:
@@ -127,11 +127,15 @@ def latest_rows(manifest: pd.DataFrame, *, by: str = "uri") -> pd.DataFrame:
 def current_tracks(manifest: pd.DataFrame) -> pd.DataFrame:
     """Each track's current row: the newest row of every file, then the newest per ``track_id``.
 
-    ``skipped`` rows (the same content already stored under another name) are not tracks of their
-    own, and an id no file has any more (an edited file under a content-hash id) is not current.
+    A file whose newest row is ``skipped`` (its content is stored under another name) or ``removed``
+    (it vanished from its source) holds no track: neither it nor its older rows count, so a
+    duplicate cannot hide its original, an edited file under a content-hash id leaves its old id
+    behind, and a deleted file's track is gone for training and scoring.
     """
-    attempts = manifest[manifest["status"] != "skipped"]
-    return latest_rows(latest_rows(attempts, by="uri"), by="track_id")
+    files = latest_rows(manifest, by="uri")
+    if files.empty:
+        return files
+    return latest_rows(files[files["status"].isin(["ok", "failed"])], by="track_id")
 
 
 def _nullable_types(arrow_type: pa.DataType) -> Any:

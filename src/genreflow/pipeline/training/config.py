@@ -1,4 +1,4 @@
-"""What decides a training run, and the backbone ``genreflow train`` fits unless told.
+"""What decides a training run, the backbone ``genreflow train`` fits and the name it registers unless told.
 
 Light on purpose (no numpy, no Keras): the CLI reads these defaults to show them in ``--help``.
 """
@@ -10,6 +10,10 @@ from dataclasses import dataclass
 from ..errors import ParameterError
 
 DEFAULT_ARCHITECTURE = "musicnn-msd-linear"
+DEFAULT_MODEL_NAME = (
+    "genre"  # what `train` registers and `score` and `nightly` read unless told: one name, many versions
+)
+PRODUCTION = "production"  # the registry pointer `models promote` writes: the version a night scores with
 
 
 @dataclass(frozen=True)

@@ -56,7 +56,7 @@ def train_and_register(
     layout: StoreLayout,
     arch_name: str,
     *,
-    model_name: str | None,
+    model_name: str,
     config: TrainConfig,
     state: Path,
     device: str,
@@ -103,7 +103,7 @@ def train_and_register(
         (staged / "labels.json").write_text(json.dumps(list(data.classes)))
         write_report(
             staged / "report",
-            title=f"{model_name or arch.name}: {arch.name}",
+            title=f"{model_name}: {arch.name}",
             card=card,
             classes=data.classes,
             tracks=test,
@@ -112,7 +112,7 @@ def train_and_register(
             history=result.history,
             embeddings=test_outputs["embedding"],
         )
-        ref = register(layout, model_name or arch.name, staged, card)
+        ref = register(layout, model_name, staged, card)
     shutil.rmtree(state, ignore_errors=True)
     return TrainResult(ref.name, ref.version, layout.model_dir(ref.name, ref.version), device, card)
 

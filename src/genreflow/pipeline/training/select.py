@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +47,18 @@ def parse_grid(items: list[str], base: TrainConfig) -> list[TrainConfig]:
         except ValueError:
             raise ParameterError(f"--grid {item!r}: {values!r} are not all numbers") from None
     return [dataclasses.replace(base, **dict(combo)) for combo in itertools.product(*axes)]
+
+
+def choose_config(grid: Sequence[TrainConfig], scores: Sequence[dict[str, Any]]) -> tuple[TrainConfig, dict[str, Any]]:
+    """The grid point with the best validation accuracy (ties: macro-F1), and the card's record of
+    every point and the choice."""
+    best = max(range(len(grid)), key=lambda i: (scores[i]["accuracy"], scores[i]["macro_f1"]))
+    points = [{**_grid_point(config), **score} for config, score in zip(grid, scores, strict=True)]
+    return grid[best], {"grid": points, "chosen": _grid_point(grid[best])}
+
+
+def _grid_point(config: TrainConfig) -> dict[str, Any]:
+    return {"learning_rate": config.learning_rate, "batch_size": config.batch_size, "epochs": config.epochs}
 
 
 def validation_score(layout: StoreLayout, arch_name: str, config: TrainConfig) -> dict[str, Any]:

@@ -1,0 +1,46 @@
+"""``genreflow nightly SOURCE... --store ROOT``: ingest what is new, then score it with the production model."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from genreflow.cli.common import (
+    add_allow_empty_source,
+    add_command,
+    add_json,
+    add_runtime,
+    given,
+    option,
+    probability,
+    settings,
+)
+from genreflow.pipeline.scoring.config import DEFAULT_NIGHTLY_MODELS, DEFAULT_THRESHOLD
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    parser = add_command(sub, "nightly", help="ingest new, changed and vanished files, then score what is new",
+                         handler=handle)  # fmt: skip
+    parser.add_argument("sources", nargs="+", metavar="SOURCE", help="folders or s3:// prefixes holding the audio")
+    option(parser, "--model", dest="models", action="append", metavar="NAME[@VERSION]",
+           help="a model to score with (repeat for several; zero-shot taggers too)",
+           default_from=lambda: DEFAULT_NIGHTLY_MODELS)  # fmt: skip
+    option(parser, "--threshold", type=probability, help="count tracks whose top probability is lower",
+           default_from=lambda: DEFAULT_THRESHOLD)  # fmt: skip
+    add_allow_empty_source(parser)
+    add_json(parser)
+    add_runtime(parser)
+
+
+def handle(args: argparse.Namespace) -> int:
+    from genreflow.console import describe_nightly, nightly_exit_code
+    from genreflow.flows.runtime import run_nightly
+
+    summary = run_nightly(
+        settings(args, store_required=True),
+        sources=args.sources,
+        allow_empty_source=args.allow_empty_source,
+        **given(args, "models", "threshold"),
+    )
+    print(json.dumps(summary.to_dict(), indent=2, default=str) if args.json else describe_nightly(summary))
+    return nightly_exit_code(summary)
