@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -59,3 +60,26 @@ def test_predict_prints_top_labels_and_names_bad_files(tmp_path, capsys):
     assert probabilities == sorted(probabilities, reverse=True)
     assert main(["predict", str(tmp_path / "song.wav")]) == 2  # a registered model needs the store holding it
     assert "--store" in capsys.readouterr().err
+
+
+def test_a_second_writer_exits_3_naming_the_run_that_holds_the_store(tmp_path):
+    from genreflow.pipeline.store import StoreLayout
+    from genreflow.pipeline.store.lease import acquire_lease
+
+    (tmp_path / "lib").mkdir()
+    sf.write(tmp_path / "lib/song.wav", tone(2), 22050)
+    store = str(tmp_path / "store")
+    genreflow = [sys.executable, "-m", "genreflow.cli"]
+    ingest = [*genreflow, "ingest", str(tmp_path / "lib"), "--store", store, "--workers", "1"]
+    with acquire_lease(StoreLayout(store), holder="ingest of another night"):
+        held = subprocess.run(ingest, capture_output=True, text=True, timeout=300)
+        waited = subprocess.run([*ingest, "--wait", "1"], capture_output=True, text=True, timeout=300)
+        promote = subprocess.run([*genreflow, "models", "promote", "genre", "--store", store],
+                                 capture_output=True, text=True, timeout=300)  # fmt: skip
+    for refused in (held, waited, promote):
+        assert refused.returncode == 3 and "Traceback" not in refused.stderr, refused.stderr
+        [line] = refused.stderr.splitlines()
+        assert "'ingest of another night'" in line and f"pid {os.getpid()}" in line
+    assert "after waiting 1 s" in waited.stderr and not (tmp_path / "store/manifest").exists()
+    done = subprocess.run(ingest, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr  # released: the next run writes

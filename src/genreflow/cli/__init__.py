@@ -10,11 +10,11 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
-from genreflow.cli import bench, demo, ingest, models, nightly, predict, score, server, train
+from genreflow.cli import bench, demo, ingest, models, nightly, predict, score, serve, server, train
 from genreflow.cli.common import Parser, run
 from genreflow.console import EXIT_USAGE
 
-COMMANDS = (demo, ingest, train, models, score, predict, nightly, bench, server)
+COMMANDS = (demo, ingest, train, models, score, predict, nightly, serve, bench, server)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -12,9 +12,9 @@ import traceback
 from collections.abc import Callable
 from typing import Any, NoReturn
 
-from genreflow.console import EXIT_INTERRUPTED, EXIT_TRACKS_FAILED, EXIT_USAGE
+from genreflow.console import EXIT_INTERRUPTED, EXIT_LEASE_HELD, EXIT_TRACKS_FAILED, EXIT_USAGE
 from genreflow.infra.settings import Settings
-from genreflow.pipeline.errors import GenreflowError, ParameterError
+from genreflow.pipeline.errors import GenreflowError, LeaseHeld, ParameterError
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -86,8 +86,16 @@ def add_allow_empty_source(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_wait(parser: argparse.ArgumentParser) -> None:
+    option(parser, "--wait", dest="wait_s", type=non_negative_float, metavar="S",
+           help="wait up to S seconds while another run holds the store's lease (else exit 3 at once)",
+           default_from=lambda: 0)  # fmt: skip
+
+
 def add_runtime(parser: argparse.ArgumentParser, *, store_default: str = "") -> None:
     """Where a flow runs: the store, local workers or a Dask cluster, S3, verbosity."""
+    from genreflow.infra.settings import CLUSTERS
+
     add_store(parser, default=store_default)
     option(
         parser,
@@ -97,6 +105,21 @@ def add_runtime(parser: argparse.ArgumentParser, *, store_default: str = "") -> 
         default_from=lambda: Settings.workers,
     )
     parser.add_argument("--dask-address", default=None, help="an existing Dask scheduler (env GENREFLOW_DASK_ADDRESS)")
+    option(
+        parser,
+        "--cluster",
+        choices=CLUSTERS,
+        help="where Dask workers run: local processes, SLURM jobs (extra genreflow[slurm]) or Kubernetes pods "
+        "(extra genreflow[kubernetes]) (env GENREFLOW_CLUSTER)",
+        default_from=lambda: Settings.cluster,
+    )
+    parser.add_argument(
+        "--cluster-config",
+        default=None,
+        metavar="PATH",
+        help="TOML or YAML file: the slurm or kubernetes cluster and its workers' environment "
+        "(env GENREFLOW_CLUSTER_CONFIG; format in genreflow/infra/clusters.py)",
+    )
     add_s3(parser)
     add_verbose(parser)
 
@@ -109,21 +132,30 @@ def settings(args: argparse.Namespace, *, store_required: bool) -> Settings:
         dask_address=getattr(args, "dask_address", None),
         s3_endpoint_url=getattr(args, "s3_endpoint_url", None),
         verbose=getattr(args, "verbose", False),
+        cluster=getattr(args, "cluster", None),
+        cluster_config=getattr(args, "cluster_config", None),
     )
     if store_required and not resolved.store:
         raise ParameterError("--store (or GENREFLOW_STORE) is required")
+    if resolved.cluster != "local":
+        from genreflow.infra.clusters import runner_kwargs
+
+        runner_kwargs(resolved)  # a missing extra or a bad --cluster-config is one line, before any work
     return resolved
 
 
 def run(args: argparse.Namespace) -> int:
     """Call the command's handler; every error becomes one line on stderr (the traceback with ``--verbose``).
 
-    Exit codes: a :class:`GenreflowError` (bad argument, source, store, metadata) is 2; anything else
+    Exit codes: a :class:`GenreflowError` (bad argument, source, store, metadata) is 2, another run
+    holding the store's lease 3; anything else
     that stops a run (an I/O failure, a bug) is 1; Ctrl-C is 130.
     """
     verbose = getattr(args, "verbose", False)
     try:
         return int(args.handler(args))
+    except LeaseHeld as error:
+        return _fail(str(error), EXIT_LEASE_HELD, verbose=verbose)
     except GenreflowError as error:
         return _fail(str(error), EXIT_USAGE, verbose=verbose)
     except KeyboardInterrupt:

@@ -10,6 +10,7 @@ from genreflow.cli.common import (
     add_command,
     add_json,
     add_runtime,
+    add_wait,
     given,
     names,
     non_negative_float,
@@ -24,6 +25,7 @@ from genreflow.pipeline import ingest_config as defaults
 def register(sub: argparse._SubParsersAction) -> None:
     parser = add_command(sub, "ingest", help="decode new or changed tracks into the feature store", handler=handle)
     parser.add_argument("source", help="folder or s3://bucket/prefix holding the audio")
+    add_wait(parser)
     add_runtime(parser)
     option(parser, "--dataset", choices=["auto", *defaults.DATASETS],
            help="catalogue layout; auto recognises GTZAN, FMA and UrbanSound8K by their metadata",
@@ -58,7 +60,7 @@ def handle(args: argparse.Namespace) -> int:
         retry_failed=args.retry_failed,
         allow_empty_source=args.allow_empty_source,
         **given(args, "dataset", "fma_subset", "feature_sets", "shard_size", "window_s", "min_duration_s",
-                "channel_views"),
+                "channel_views", "wait_s"),
     )  # fmt: skip
     print(json.dumps(summary.to_dict(), indent=2, default=str) if args.json else describe_ingest(summary))
     return ingest_exit_code(summary)

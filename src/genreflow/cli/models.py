@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from genreflow.cli.common import add_command, add_json, add_s3, add_store, add_verbose, settings
+from genreflow.cli.common import add_command, add_json, add_s3, add_store, add_verbose, add_wait, settings
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -13,6 +13,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("action", choices=["list", "show", "promote"])
     parser.add_argument("spec", nargs="?", help="NAME or NAME@VERSION (show, promote)")
     add_store(parser)
+    add_wait(parser)
     add_s3(parser)
     add_verbose(parser)
     add_json(parser)
@@ -38,7 +39,10 @@ def handle(args: argparse.Namespace) -> int:
     if not args.spec:
         raise ParameterError(f"`models {args.action}` needs NAME or NAME@VERSION")
     if args.action == "promote":
-        print(f"production: {registry.promote(layout, args.spec)}")
+        from genreflow.pipeline.store.lease import acquire_lease
+
+        with acquire_lease(layout, holder=f"promote {args.spec}", wait_s=args.wait_s or 0):
+            print(f"production: {registry.promote(layout, args.spec)}")
         return 0
     print(json.dumps(registry.read_card(layout, registry.resolve(layout, args.spec)), indent=2))
     return 0

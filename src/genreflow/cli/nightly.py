@@ -10,6 +10,7 @@ from genreflow.cli.common import (
     add_command,
     add_json,
     add_runtime,
+    add_wait,
     given,
     option,
     probability,
@@ -29,6 +30,7 @@ def register(sub: argparse._SubParsersAction) -> None:
            default_from=lambda: DEFAULT_THRESHOLD)  # fmt: skip
     add_allow_empty_source(parser)
     add_json(parser)
+    add_wait(parser)
     add_runtime(parser)
 
 
@@ -40,7 +42,7 @@ def handle(args: argparse.Namespace) -> int:
         settings(args, store_required=True),
         sources=args.sources,
         allow_empty_source=args.allow_empty_source,
-        **given(args, "models", "threshold"),
+        **given(args, "models", "threshold", "wait_s"),
     )
     print(json.dumps(summary.to_dict(), indent=2, default=str) if args.json else describe_nightly(summary))
     return nightly_exit_code(summary)

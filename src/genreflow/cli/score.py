@@ -9,6 +9,7 @@ from genreflow.cli.common import (
     add_command,
     add_json,
     add_runtime,
+    add_wait,
     given,
     option,
     positive_float,
@@ -41,6 +42,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     option(parser, "--threshold", type=probability, help="count tracks whose top probability is lower",
            default_from=lambda: DEFAULT_THRESHOLD)  # fmt: skip
     add_json(parser)
+    add_wait(parser)
     add_runtime(parser)
 
 
@@ -52,7 +54,7 @@ def handle(args: argparse.Namespace) -> int:
         settings(args, store_required=True),
         full_track=args.full_track,
         out=args.out,
-        **given(args, "model", "tracks", "hop_s", "batch_size", "chunk_size", "threshold"),
+        **given(args, "model", "tracks", "hop_s", "batch_size", "chunk_size", "threshold", "wait_s"),
     )
     print(json.dumps(summary.to_dict(), indent=2, default=str) if args.json else describe_scoring(summary))
     return score_exit_code(summary)

@@ -8,6 +8,7 @@ from pathlib import Path
 from genreflow.cli.common import (
     add_command,
     add_runtime,
+    add_wait,
     given,
     non_negative_int,
     option,
@@ -50,6 +51,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--cv", type=non_negative_int, default=0, metavar="K",
                         help="add a K-fold cross-validation estimate (dataset folds where it has them)")  # fmt: skip
     parser.add_argument("--list", action="store_true", help="list the architectures and exit")
+    add_wait(parser)
     add_runtime(parser)
 
 
@@ -73,7 +75,7 @@ def handle(args: argparse.Namespace) -> int:
         config=config,
         grid=parse_grid(args.grid, config) if args.grid else None,
         cv_folds=args.cv,
-        **given(args, "backbone", "device", "model_name"),
+        **given(args, "backbone", "device", "model_name", "wait_s"),
     )
     print(describe_training(result))
     return 0

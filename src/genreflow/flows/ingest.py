@@ -8,6 +8,7 @@ from typing import Any
 
 from prefect import flow, unmapped
 
+from genreflow.flows.leases import holding_lease
 from genreflow.flows.mapping import as_they_finish, workers
 from genreflow.infra.settings import Settings
 from genreflow.pipeline.audio import ClipWindow
@@ -53,6 +54,7 @@ def ingest_flow(
     channel_views: Sequence[str] = DEFAULT_CHANNEL_VIEWS,
     retry_failed: bool = False,
     allow_empty_source: bool = False,
+    wait_s: float = 0.0,
     fma_subset: str = DEFAULT_FMA_SUBSET,
     storage_options: Mapping[str, Any] | None = None,
     settings: Settings | None = None,
@@ -65,7 +67,8 @@ def ingest_flow(
     Listing, diffing and committing run in this process; the shards run on the Dask workers that
     ``settings`` describe (a local cluster, or an existing scheduler), started only when there is
     work, so a night with nothing new costs no worker start. ``settings=None`` runs them in this
-    process's threads.
+    process's threads. The run holds the store's lease while it writes (waiting up to ``wait_s``
+    for another run's).
 
     Returns the run's summary: counts per status and label, failures with reasons, tracks left
     unprocessed by a failed shard (selected again next run), per-shard timings and memory.
@@ -88,32 +91,33 @@ def ingest_flow(
     detected = catalogue["dataset"].iloc[0] if len(catalogue) else dataset
     window = ClipWindow(seconds=window_seconds(layout, window_s, detected), min_seconds=min_duration_s)
 
-    features = FeatureStore(layout)
-    features.ensure(sets, window=window, channel_views=tuple(channel_views))
-    recovered = recover_interrupted_runs(layout, features)
-    manifest = read_manifest(layout)
-    work = select_work(catalogue, manifest, feature_sets=sets, retry_failed=retry_failed)
     run_id = new_run_id()
-    removed = vanished(
-        catalogue,
-        manifest,
-        source=source_uri(source, storage_options=storage_options),
-        run_id=run_id,
-        allow_empty_source=allow_empty_source,
-    )
+    with holding_lease(layout, f"ingest {run_id}", wait_s=wait_s):  # recovery takes only dead runs' receipts
+        features = FeatureStore(layout)
+        features.ensure(sets, window=window, channel_views=tuple(channel_views))
+        recovered = recover_interrupted_runs(layout, features)
+        manifest = read_manifest(layout)
+        work = select_work(catalogue, manifest, feature_sets=sets, retry_failed=retry_failed)
+        removed = vanished(
+            catalogue,
+            manifest,
+            source=source_uri(source, storage_options=storage_options),
+            run_id=run_id,
+            allow_empty_source=allow_empty_source,
+        )
 
-    views = len(channel_views)
-    lap("plan_s")
-    results: list[ShardResult] = []
-    unprocessed: list[FailedTrack] = []
-    if len(work):  # workers start only when there is something to decode
-        row_start = features.allocate(len(work) * views)
-        shards = plan_shards(work, run_id=run_id, row_start=row_start, rows_per_track=views, shard_size=shard_size)
-        spec = ExtractionSpec(sets, window, tuple(channel_views))
-        results, unprocessed = _run_shards(shards, spec, layout, settings=settings, show_progress=show_progress)
-    lap("extract_s")
-    committed = commit_run(layout, features, run_id, removed + [row for r in results for row in r.rows])
-    lap("commit_s")
+        views = len(channel_views)
+        lap("plan_s")
+        results: list[ShardResult] = []
+        unprocessed: list[FailedTrack] = []
+        if len(work):  # workers start only when there is something to decode
+            row_start = features.allocate(len(work) * views)
+            shards = plan_shards(work, run_id=run_id, row_start=row_start, rows_per_track=views, shard_size=shard_size)
+            spec = ExtractionSpec(sets, window, tuple(channel_views))
+            results, unprocessed = _run_shards(shards, spec, layout, settings=settings, show_progress=show_progress)
+        lap("extract_s")
+        committed = commit_run(layout, features, run_id, removed + [row for r in results for row in r.rows])
+        lap("commit_s")
 
     summary = summarise_run(
         committed,

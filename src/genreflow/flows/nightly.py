@@ -28,6 +28,7 @@ def nightly_flow(
     models: Sequence[str] = DEFAULT_NIGHTLY_MODELS,
     threshold: float = DEFAULT_THRESHOLD,
     allow_empty_source: bool = False,
+    wait_s: float = 0.0,
     storage_options: Mapping[str, Any] | None = None,
     settings: Settings | None = None,
     show_progress: bool = True,
@@ -47,13 +48,13 @@ def nightly_flow(
     phases: dict[str, float] = {}
     ingests = [
         ingest_flow(source, store, feature_sets=feature_sets, allow_empty_source=allow_empty_source,
-                    storage_options=storage_options, settings=settings, show_progress=show_progress)
+                    wait_s=wait_s, storage_options=storage_options, settings=settings, show_progress=show_progress)
         for source in sources
     ]  # fmt: skip
     phases["ingest_s"] = time.perf_counter() - started
     scorings = [
-        score_flow(store, model=str(info.ref), tracks="new", threshold=threshold, storage_options=storage_options,
-                   settings=settings, show_progress=show_progress)
+        score_flow(store, model=str(info.ref), tracks="new", threshold=threshold, wait_s=wait_s,
+                   storage_options=storage_options, settings=settings, show_progress=show_progress)
         for info in infos
     ]  # fmt: skip
     phases["score_s"] = time.perf_counter() - started - phases["ingest_s"]

@@ -88,6 +88,7 @@ def run_train(
     device: str = DEVICES[0],
     grid: list[TrainConfig] | None = None,
     cv_folds: int = 0,
+    wait_s: float = 0.0,
 ) -> TrainResult:
     """Run the training flow: in this process (its GPU if any), or on a Dask cluster's GPU worker."""
     from genreflow.pipeline.models.architectures import get_architecture
@@ -121,6 +122,7 @@ def run_train(
         home=settings.home,
         storage_options=settings.storage_options,
         gpu_worker=gpu_worker,
+        wait_s=wait_s,
     )
 
 

@@ -10,6 +10,7 @@ from typing import Any
 
 from prefect import flow, unmapped
 
+from genreflow.flows.leases import holding_lease
 from genreflow.flows.mapping import as_they_finish, workers
 from genreflow.infra.devices import cpu_threads_per_worker
 from genreflow.infra.settings import Settings
@@ -38,6 +39,7 @@ def score_flow(
     chunk_size: int | None = None,
     threshold: float = DEFAULT_THRESHOLD,
     threads: int | None = None,
+    wait_s: float = 0.0,
     storage_options: Mapping[str, Any] | None = None,
     settings: Settings | None = None,
     show_progress: bool = True,
@@ -48,7 +50,8 @@ def score_flow(
     ``tracks`` is ``new``, ``all``, the URI of a file of track ids, or a list of ids. ``threads``
     caps the model's CPU threads in each worker process (default: local workers split the cores). Chunks run
     on the Dask workers ``settings`` describe, started only when there is something to score (so no
-    worker loads a model on a night with nothing new); ``None``: in this process's threads.
+    worker loads a model on a night with nothing new); ``None``: in this process's threads. The run
+    holds the store's lease while it writes (waiting up to ``wait_s`` for another run's).
     Returns the run's summary: counts, top-label distribution, low-confidence count, failures, timings.
     """
     started = time.perf_counter()
@@ -73,14 +76,15 @@ def score_flow(
         chunk_size=chunk_size,
     )
     planned_s = time.perf_counter() - started
-    retired = retire_scores(scores, info, plan.retire) if plan.retire else 0
-    results, crashed = (
-        ([], [])
-        if not plan.chunks
-        else _run_chunks(plan.chunks, spec, layout, scores, info, settings=settings, show_progress=show_progress)
-    )
-    attempted = [f for r in results for f in r.failures] + crashed
-    failures = record_failures_task(scores, ref, plan.failures, attempted, plan.chunks)
+    with holding_lease(layout, f"score {ref}", wait_s=wait_s):
+        retired = retire_scores(scores, info, plan.retire) if plan.retire else 0
+        results, crashed = (
+            ([], [])
+            if not plan.chunks
+            else _run_chunks(plan.chunks, spec, layout, scores, info, settings=settings, show_progress=show_progress)
+        )
+        attempted = [f for r in results for f in r.failures] + crashed
+        failures = record_failures_task(scores, ref, plan.failures, attempted, plan.chunks)
     summary = summarise_scoring(
         info,
         results,

@@ -30,6 +30,7 @@ def train_flow(
     home: Path,
     storage_options: Mapping[str, Any] | None = None,
     gpu_worker: bool = False,
+    wait_s: float = 0.0,
 ) -> TrainResult:
     """Train ``backbone`` on the store's labelled tracks and register the result.
 
@@ -51,7 +52,7 @@ def train_flow(
         if cv_folds:
             cv = cross_validation.submit(layout, backbone, config, device, cv_folds)
             selection["cross_validation"] = cv.result()
-        future = train_model.submit(layout, backbone, model_name, config, device, home, selection)
+        future = train_model.submit(layout, backbone, model_name, config, device, home, selection, wait_s)
     result = future.result()
     publish_train_report(result)
     return result

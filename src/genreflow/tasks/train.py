@@ -26,12 +26,14 @@ def train_model(
     device: str,
     home: Path,
     selection: dict[str, Any] | None = None,
+    wait_s: float = 0.0,
 ) -> TrainResult:
     used = select_device(device)
     state = state_dir(home, layout, arch_name, model_name, config)
     return train_and_register(
-        layout, arch_name, model_name=model_name, config=config, state=state, device=used, selection=selection
-    )
+        layout, arch_name, model_name=model_name, config=config, state=state, device=used, selection=selection,
+        wait_s=wait_s,
+    )  # fmt: skip
 
 
 @task(name="score-config", cache_policy=NONE, task_run_name="grid-{arch_name}")

@@ -19,6 +19,7 @@ from ..models.architectures import get_architecture
 from ..patches import PatchReader
 from ..registry import ModelRef, load_keras_file, register
 from ..store import StoreLayout
+from ..store.lease import acquire_lease
 from .config import TrainConfig
 from .data import labelled_tracks
 from .evaluate import PROBABILITIES, metrics, track_outputs, write_report
@@ -61,8 +62,11 @@ def train_and_register(
     state: Path,
     device: str,
     selection: dict[str, Any] | None = None,
+    wait_s: float = 0.0,
 ) -> TrainResult:
-    """Train ``arch_name``, evaluate it once on the test split, register it.
+    """Train ``arch_name``, evaluate it once on the test split, register it under the store's lease
+    (waiting up to ``wait_s`` for another run's; if it is still held, the run's resumable state is
+    kept, so the same command registers without training again from scratch).
 
     ``selection`` (grid scores on validation, cross-validation figures) is recorded in the card.
     """
@@ -112,7 +116,8 @@ def train_and_register(
             history=result.history,
             embeddings=test_outputs["embedding"],
         )
-        ref = register(layout, model_name, staged, card)
+        with acquire_lease(layout, holder=f"train {model_name}", wait_s=wait_s):
+            ref = register(layout, model_name, staged, card)
     shutil.rmtree(state, ignore_errors=True)
     return TrainResult(ref.name, ref.version, layout.model_dir(ref.name, ref.version), device, card)
 
