@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -22,27 +23,27 @@ def demo_store(tmp_path_factory, settings):
     root = tmp_path_factory.mktemp("train-demo")
     make_demo_catalogue(root / "catalogue", per_class=12, seconds=9.0, seed=3, broken=False)
     store = str(root / "store")
-    summary = run_ingest(
-        settings, source=str(root / "catalogue"), store=store, feature_sets=["mel128", "musicnn96"], show_progress=False
-    )
+    summary = run_ingest(settings, source=str(root / "catalogue"), store=store, show_progress=False)  # defaults
     assert summary.counts == {"ok": 12 * len(STYLES)}
     return store
 
 
-def test_default_model_trains_registers_and_beats_chance(demo_store, settings, tmp_path):
-    import dataclasses
-
+def test_default_model_trains_registers_and_beats_chance(demo_store, settings, tmp_path, capsys, monkeypatch):
+    """The newcomer's path with every default: `ingest DIR --store S`, `train --store S`, `score --store S`."""
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 
-    from genreflow.flows.runtime import run_train
+    from genreflow.cli import main
     from genreflow.pipeline import registry
-    from genreflow.pipeline.training.config import TrainConfig
 
-    result = run_train(
-        dataclasses.replace(settings, store=demo_store), backbone="musicnn-msd-linear", model_name="genre",
-        config=TrainConfig(), device="auto",
-    )  # fmt: skip
+    monkeypatch.setenv("GENREFLOW_HOME", str(settings.home))
+    assert main(["train", "--store", demo_store]) == 0
+    [listed] = registry.list_models(StoreLayout(demo_store))
+    assert (listed["name"], listed["architecture"]) == ("genre", "musicnn-msd-linear")  # the name score reads
+    layout = StoreLayout(demo_store)
+    card = registry.read_card(layout, registry.resolve(layout, "genre"))
+    result = SimpleNamespace(version=listed["version"], card=card)
+    assert f"trained genre@{result.version} (musicnn-msd-linear)" in capsys.readouterr().out
     metrics = result.card["metrics"]
     chance = 1 / len(STYLES)
     assert metrics["n_tracks"] >= 2 * len(STYLES)  # held-out tracks, every class
@@ -66,6 +67,9 @@ def test_default_model_trains_registers_and_beats_chance(demo_store, settings, t
     with get_client(sync_client=True) as client:  # filtered by key: unkeyed artifacts and the listing limit aside
         found = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(like_=prefix)))
     assert {a.key for a in found} == {f"{prefix}-classes", f"{prefix}-summary"}
+
+    assert main(["score", "--store", demo_store, "--workers", "1"]) == 0
+    assert f"score genre@{result.version} (store): {12 * len(STYLES)} of {12 * len(STYLES)}" in capsys.readouterr().out
 
 
 def test_interrupted_training_resumes_from_its_checkpoints(demo_store, tmp_path, monkeypatch):
