@@ -5,13 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 
-from genreflow.cli.common import add_command, add_json, add_s3, add_store, add_verbose, add_wait, settings
+from genreflow.cli.common import add_command, add_json, add_s3, add_store, add_verbose, add_wait, model_spec, settings
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     parser = add_command(sub, "models", help="the model registry: list, show, promote", handler=handle)
     parser.add_argument("action", choices=["list", "show", "promote"])
-    parser.add_argument("spec", nargs="?", help="NAME or NAME@VERSION (show, promote)")
+    parser.add_argument("spec", nargs="?", type=model_spec, help="NAME or NAME@VERSION (show, promote)")
     add_store(parser)
     add_wait(parser)
     add_s3(parser)

@@ -12,6 +12,7 @@ from genreflow.cli.common import (
     add_runtime,
     add_wait,
     given,
+    model_spec,
     option,
     probability,
     settings,
@@ -23,7 +24,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser = add_command(sub, "nightly", help="ingest new, changed and vanished files, then score what is new",
                          handler=handle)  # fmt: skip
     parser.add_argument("sources", nargs="+", metavar="SOURCE", help="folders or s3:// prefixes holding the audio")
-    option(parser, "--model", dest="models", action="append", metavar="NAME[@VERSION]",
+    option(parser, "--model", dest="models", action="append", type=model_spec, metavar="NAME[@VERSION]",
            help="a model to score with (repeat for several; zero-shot taggers too)",
            default_from=lambda: DEFAULT_NIGHTLY_MODELS)  # fmt: skip
     option(parser, "--threshold", type=probability, help="count tracks whose top probability is lower",

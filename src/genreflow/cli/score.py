@@ -11,6 +11,7 @@ from genreflow.cli.common import (
     add_runtime,
     add_wait,
     given,
+    model_spec,
     option,
     positive_float,
     positive_int,
@@ -27,7 +28,14 @@ MODEL_HELP = (
 
 def register(sub: argparse._SubParsersAction) -> None:
     parser = add_command(sub, "score", help="write per-track probabilities of a model to Parquet", handler=handle)
-    option(parser, "--model", metavar="NAME[@VERSION]", help=MODEL_HELP, default_from=lambda: DEFAULT_MODEL)
+    option(
+        parser,
+        "--model",
+        type=model_spec,
+        metavar="NAME[@VERSION]",
+        help=MODEL_HELP,
+        default_from=lambda: DEFAULT_MODEL,
+    )
     option(parser, "--tracks", metavar="new|all|FILE",
            help="new: not scored by this version yet, or changed since; all; or a file of track ids",
            default_from=lambda: MODES[0])  # fmt: skip

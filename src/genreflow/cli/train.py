@@ -10,6 +10,7 @@ from genreflow.cli.common import (
     add_runtime,
     add_wait,
     given,
+    model_name,
     non_negative_int,
     option,
     positive_float,
@@ -24,7 +25,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser = add_command(sub, "train", help="train a model on the store's labelled tracks and register it",
                          handler=handle)  # fmt: skip
     option(parser, "--backbone", help="architecture (see --list)", default_from=lambda: DEFAULT_ARCHITECTURE)
-    option(parser, "--model", dest="model_name", help="registry name: every training is a new version of it",
+    option(parser, "--model", dest="model_name", type=model_name, help="registry name: each run adds a version",
            default_from=lambda: DEFAULT_MODEL_NAME)  # fmt: skip
     option(parser, "--epochs", type=positive_int, help="epochs of the first phase",
            default_from=lambda: TrainConfig.epochs)  # fmt: skip

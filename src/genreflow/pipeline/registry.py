@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import GenreflowError
+from .names import check_name, split_spec
 from .store import StoreLayout
 from .training.config import PRODUCTION
 from .uri import filesystem, is_remote, join
@@ -43,6 +44,7 @@ def new_version() -> str:
 
 def register(layout: StoreLayout, name: str, staged: Path, card: dict[str, Any]) -> ModelRef:
     """Publish the files in ``staged`` as a new version of ``name``; the card goes last."""
+    check_name(name)
     version = new_version()
     (staged / CARD).write_text(json.dumps({**card, "name": name, "version": version}, indent=2, default=str))
     target = layout.model_dir(name, version)
@@ -85,7 +87,7 @@ def list_models(layout: StoreLayout) -> list[dict[str, Any]]:
 def resolve(layout: StoreLayout, spec: str) -> ModelRef:
     """``name``, ``name@version`` or ``name@production``; a bare name means its production version,
     else its newest."""
-    name, _, version = spec.partition("@")
+    name, version = split_spec(spec)
     versions = [e["version"] for e in list_models(layout) if e["name"] == name]
     if not versions:
         raise RegistryError(f"{layout.models}: no model named {name!r} (see `genreflow models list`)")

@@ -14,6 +14,7 @@ import numpy as np
 from .. import registry
 from ..errors import ParameterError
 from ..models import musicnn
+from ..names import split_spec
 from ..patches import model_inputs
 from ..registry import ModelRef
 from ..store import StoreLayout
@@ -63,7 +64,7 @@ class Scorer:
 def resolve_model(layout: StoreLayout, spec: str) -> ModelRef:
     """``NAME[@VERSION]`` → a version: a zero-shot tagger, or a registered model (its production
     version when promoted, else its newest; see :func:`~genreflow.pipeline.registry.resolve`)."""
-    name, _, version = spec.partition("@")
+    name, version = split_spec(spec)
     if name in ZERO_SHOT:
         if version not in ("", ZERO_SHOT_VERSION, registry.PRODUCTION):
             raise ParameterError(f"{name} has one version, {ZERO_SHOT_VERSION}; got {version!r}")
