@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -42,9 +43,27 @@ def test_schema_names_columns_after_labels_and_records_them():
     schema = scores_schema("genre", "v1", LABELS)
     assert schema.names[-3:] == ["p_rock", "p_hip_hop", "p_no_vocals"]
     assert schema.metadata[b"genreflow.scores_schema"] == b"1" and b"Hip-Hop" in schema.metadata[b"genreflow.labels"]
-    with pytest.raises(ParameterError, match="collide"):
-        scores_schema("genre", "v1", ("Hip Hop", "hip-hop"))
+    with pytest.raises(ParameterError, match="repeat"):
+        scores_schema("genre", "v1", ("rock", "rock"))
     assert probability_column("  R&B ") == "p_r_b"
+
+
+def test_labels_of_any_script_get_unique_columns_recorded_in_the_file(tmp_path):
+    """Labels that are all non-Latin, or that normalise alike, still get one column each."""
+    import duckdb
+    import polars as pl
+
+    labels = ("日本", "ジャズ", "Hip Hop", "hip-hop", "!!!")
+    schema = scores_schema("genre", "v1", labels)
+    assert schema.names[-5:] == ["p_日本", "p_ジャズ", "p_hip_hop", "p_hip_hop_2", "p_label4"]
+    mapping = json.loads(schema.metadata[b"genreflow.columns"])
+    assert mapping == dict(zip(labels, schema.names[-5:], strict=True))
+    table = scores_table(schema, track_ids=["t"], uris=["/t.wav"], feature_set="musicnn96", scored_at=datetime.now(UTC),
+                         n_windows=[1], probabilities=np.array([[0.1, 0.6, 0.1, 0.1, 0.1]]))  # fmt: skip
+    pq.write_table(table, tmp_path / "part.parquet")
+    assert pd.read_parquet(tmp_path / "part.parquet")["p_ジャズ"].iloc[0] == pytest.approx(0.6)
+    assert duckdb.sql(f"SELECT \"p_ジャズ\" FROM '{tmp_path / 'part.parquet'}'").fetchall()[0][0] == pytest.approx(0.6)
+    assert pl.read_parquet(tmp_path / "part.parquet")["p_日本"][0] == pytest.approx(0.1)
 
 
 def test_table_ranks_labels_per_track():

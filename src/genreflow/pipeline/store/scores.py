@@ -46,7 +46,7 @@ BASE_COLUMNS = (
     ("prob_top", pa.float32()),
     ("top3", pa.list_(pa.string())),
 )  # then one float32 ``p_<label>`` per label
-_NOT_IN_NAMES = re.compile(r"[^0-9a-z]+")
+_NOT_IN_NAMES = re.compile(r"[\W_]+")  # keeps letters and digits of every script
 
 
 @dataclass(frozen=True)
@@ -78,14 +78,33 @@ def shard_of(row: int) -> int:
 
 
 def probability_column(label: str) -> str:
-    """The column of one label: ``p_`` and the label lower-cased, other characters as ``_``.
+    """The column of one label: ``p_`` and the label lower-cased, runs of other characters as ``_``.
+
+    Letters and digits of any script are kept: Parquet, pandas, DuckDB and Polars all take Unicode
+    column names. See :func:`probability_columns` for the unique mapping a file uses.
 
     Examples
     --------
-    >>> probability_column("Hip-Hop"), probability_column("no vocals")
-    ('p_hip_hop', 'p_no_vocals')
+    >>> probability_column("Hip-Hop"), probability_column("no vocals"), probability_column("ジャズ")
+    ('p_hip_hop', 'p_no_vocals', 'p_ジャズ')
     """
     return "p_" + _NOT_IN_NAMES.sub("_", label.lower()).strip("_")
+
+
+def probability_columns(labels: Sequence[str]) -> dict[str, str]:
+    """Each label's column, unique: in label order, a name already taken (``Hip-Hop`` and ``hip hop``)
+    gets ``_2``, ``_3``, ...; a label with no letter or digit becomes ``p_label<i>``. Recorded in each
+    file's metadata (``genreflow.columns``), so readers can map columns back to labels."""
+    columns: dict[str, str] = {}
+    for index, label in enumerate(labels):
+        base = probability_column(label)
+        base = base if base != "p_" else f"p_label{index}"
+        name, suffix = base, 1
+        while name in columns.values():
+            suffix += 1
+            name = f"{base}_{suffix}"
+        columns[label] = name
+    return columns
 
 
 def scores_schema(model: str, version: str, labels: Sequence[str]) -> pa.Schema:
@@ -94,17 +113,20 @@ def scores_schema(model: str, version: str, labels: Sequence[str]) -> pa.Schema:
     Raises
     ------
     ParameterError
-        Two labels map to one column name.
+        Two labels are the same.
     """
-    columns = [probability_column(label) for label in labels]
-    if len(set(columns)) != len(columns):
-        clashes = sorted({c for c in columns if columns.count(c) > 1})
-        raise ParameterError(f"labels of {model}@{version} collide as columns {clashes}; rename them")
+    if len(set(labels)) != len(labels):
+        raise ParameterError(
+            f"labels of {model}@{version} repeat: {sorted({x for x in labels if labels.count(x) > 1})}"
+        )
+    mapping = probability_columns(labels)
+    columns = [mapping[label] for label in labels]
     metadata = {
         "genreflow.scores_schema": SCHEMA_VERSION,
         "genreflow.model": model,
         "genreflow.model_version": version,
         "genreflow.labels": json.dumps(list(labels)),
+        "genreflow.columns": json.dumps(mapping, ensure_ascii=False),
     }
     return pa.schema([*BASE_COLUMNS, *((name, pa.float32()) for name in columns)], metadata=metadata)
 
