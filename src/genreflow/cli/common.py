@@ -15,6 +15,7 @@ from typing import Any, NoReturn
 from genreflow.console import EXIT_INTERRUPTED, EXIT_LEASE_HELD, EXIT_TRACKS_FAILED, EXIT_USAGE
 from genreflow.infra.settings import Settings
 from genreflow.pipeline.errors import GenreflowError, LeaseHeld, ParameterError
+from genreflow.pipeline.names import check_name, split_spec
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -190,6 +191,24 @@ def non_negative_float(text: str) -> float:
 
 def probability(text: str) -> float:
     return _checked(float, text, lambda v: 0 <= v <= 1, "a probability between 0 and 1")
+
+
+def model_name(text: str) -> str:
+    """A registry name (it becomes a folder): the pattern of :mod:`genreflow.pipeline.names`."""
+    return _as_argument_error(check_name, text)
+
+
+def model_spec(text: str) -> str:
+    """``NAME[@VERSION]``, both parts safe names."""
+    _as_argument_error(split_spec, text)
+    return text
+
+
+def _as_argument_error(check: Callable[[str], Any], text: str) -> Any:
+    try:
+        return check(text)
+    except ParameterError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def names(text: str) -> list[str]:

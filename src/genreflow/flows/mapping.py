@@ -7,11 +7,12 @@ import contextlib
 from collections.abc import Iterator, Sequence
 from typing import Any, Protocol, TypeVar
 
+from prefect import get_run_logger
 from prefect.context import FlowRunContext
 from prefect.futures import as_completed
 from tqdm import tqdm
 
-from genreflow.infra.dask_cluster import task_runner
+from genreflow.infra.dask_cluster import dashboard_link, task_runner
 from genreflow.infra.settings import Settings
 
 
@@ -31,6 +32,7 @@ def workers(settings: Settings | None) -> Iterator[Any]:
         yield context.task_runner
         return
     with task_runner(settings) as runner:
+        get_run_logger().info("Dask dashboard: %s", dashboard_link(runner))  # shown with --verbose
         yield runner
 
 

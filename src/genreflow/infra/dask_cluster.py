@@ -1,37 +1,92 @@
-"""The Dask side: a task runner on a local process cluster, or on an existing scheduler."""
+"""The Dask side: a task runner on a local process cluster, an existing scheduler, or a SLURM or
+Kubernetes cluster (``infra/clusters.py`` builds its arguments), and the address of its dashboard."""
 
 from __future__ import annotations
 
 import logging
 from typing import Any
+from urllib.parse import urlsplit
 
 from .settings import Settings
 
+logger = logging.getLogger(__name__)
+
 
 def task_runner(settings: Settings) -> Any:
-    """A ``DaskTaskRunner`` for ``settings``.
+    """A ``DaskTaskRunner`` for ``settings``; nothing starts until it is used.
 
     With ``dask_address`` it connects to that scheduler (its workers need ``PREFECT_API_URL`` and the
-    S3 variables in their own environment). Otherwise it starts ``workers`` local worker processes
-    with one thread each: the shard function overlaps decoding and compute itself, and processes
-    keep numpy/zarr work off one GIL. Local workers inherit this process's environment.
+    S3 variables in their own environment). With ``cluster`` ``slurm`` or ``kubernetes`` it starts
+    the cluster ``cluster_config`` describes, whose workers get those variables from this process's
+    environment as it is now (see ``infra/clusters.py``, also for where that puts the secrets).
+    Otherwise it starts ``workers`` local worker processes with one thread each: the shard function
+    overlaps decoding and compute itself, and processes keep numpy/zarr work off one GIL. Local
+    workers inherit this process's environment. Their dashboard listens on a free loopback port
+    (:func:`dashboard_link`).
     """
     import dask
     from prefect_dask import DaskTaskRunner
 
-    if settings.dask_address:
-        return DaskTaskRunner(address=settings.dask_address)
-    # Dask's nannies set MALLOC_TRIM_THRESHOLD_=65536, which also pins glibc's mmap threshold: every
-    # multi-MB array of a track is then mmapped and faulted in afresh, costing ~40 % of the shard
-    # time. glibc's own adaptive thresholds keep worker memory just as flat (see `bench ingest`).
-    dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None})
-    return DaskTaskRunner(
-        cluster_class="distributed.LocalCluster",
-        cluster_kwargs={
-            "n_workers": settings.workers,
-            "threads_per_worker": 1,
-            "processes": True,
-            "dashboard_address": None,
-            "silence_logs": logging.DEBUG if settings.verbose else logging.ERROR,
-        },
-    )
+    from .clusters import runner_kwargs, worker_env
+
+    kwargs = runner_kwargs(settings)
+    if settings.cluster == "local" and not settings.dask_address:
+        # Dask's nannies set MALLOC_TRIM_THRESHOLD_=65536, which also pins glibc's mmap threshold: every
+        # multi-MB array of a track is then mmapped and faulted in afresh, costing ~40 % of the shard
+        # time. glibc's own adaptive thresholds keep worker memory just as flat (see `bench ingest`).
+        # (Remote workers get the same through their environment: `clusters.NANNY_ENV`.)
+        dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None})
+    elif settings.cluster != "local":
+        if settings.cluster == "slurm":
+            _drop_job_script_logs()
+        _warn_unreachable_api(settings.cluster, worker_env(_config_env(settings)))
+    return DaskTaskRunner(**kwargs)
+
+
+def dashboard_link(runner: Any) -> str | None:
+    """The Dask dashboard's address for a ``DaskTaskRunner`` inside its ``with`` block, or None when
+    its scheduler serves none.
+
+    prefect_dask starts the cluster and its client on first use (``runner.client``), not on
+    ``__enter__``; this is that first use, so the workers start here rather than at the first submit.
+    """
+    client = runner.client
+    try:
+        link = client.dashboard_link
+    except (KeyError, AttributeError):  # a scheduler started without a dashboard
+        return None
+    return link or None
+
+
+class _NoJobScripts(logging.Filter):
+    """dask-jobqueue logs each job script at DEBUG before ``sbatch``; ours export the workers' credentials."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("writing job script")
+
+
+def _drop_job_script_logs() -> None:
+    jobqueue = logging.getLogger("dask_jobqueue.core")
+    if not any(isinstance(f, _NoJobScripts) for f in jobqueue.filters):
+        jobqueue.addFilter(_NoJobScripts())
+
+
+def _config_env(settings: Settings) -> dict[str, str]:
+    from .clusters import load_cluster_config
+
+    return dict(load_cluster_config(settings.cluster_config).env) if settings.cluster_config else {}
+
+
+def _warn_unreachable_api(cluster: str, env: dict[str, str]) -> None:
+    """Remote workers report task states to ``PREFECT_API_URL``: a loopback one (the local server
+    genreflow starts) is this machine's only. Named by host, never the whole URL."""
+    url = env.get("PREFECT_API_URL")
+    host = urlsplit(url).hostname if url else None
+    if host is None or host in ("localhost", "127.0.0.1", "::1") or host.startswith("127."):
+        where = f"is on {host}" if host else "is not set"
+        logger.warning(
+            "--cluster %s: the workers' PREFECT_API_URL %s, which they cannot reach; set PREFECT_API_URL "
+            "(or [env] PREFECT_API_URL in the cluster config) to a Prefect server they can reach",
+            cluster,
+            where,
+        )

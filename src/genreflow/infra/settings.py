@@ -8,13 +8,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from genreflow.pipeline.errors import ParameterError
+
 ENV = {
     "store": "GENREFLOW_STORE",
     "dask_address": "GENREFLOW_DASK_ADDRESS",
     "workers": "GENREFLOW_WORKERS",
     "s3_endpoint_url": "GENREFLOW_S3_ENDPOINT_URL",
     "home": "GENREFLOW_HOME",
+    "cluster": "GENREFLOW_CLUSTER",
+    "cluster_config": "GENREFLOW_CLUSTER_CONFIG",
 }
+# Where Dask workers run (``infra/clusters.py``): local processes, SLURM jobs, Kubernetes pods.
+CLUSTERS = ("local", "slurm", "kubernetes")
 
 
 @dataclass(frozen=True)
@@ -27,6 +33,8 @@ class Settings:
     s3_endpoint_url: str | None = None
     home: Path = field(default_factory=lambda: Path.home() / ".genreflow")
     verbose: bool = False
+    cluster: str = "local"
+    cluster_config: Path | None = None
 
     @classmethod
     def resolve(cls, environ: Mapping[str, str] | None = None, **flags: Any) -> Settings:
@@ -42,6 +50,10 @@ class Settings:
             values["workers"] = int(values["workers"])
         if "home" in values:
             values["home"] = Path(values["home"])
+        if "cluster_config" in values:
+            values["cluster_config"] = Path(values["cluster_config"])
+        if values.get("cluster", "local") not in CLUSTERS:
+            raise ParameterError(f"unknown cluster {values['cluster']!r} (GENREFLOW_CLUSTER): use {'|'.join(CLUSTERS)}")
         values["verbose"] = bool(flags.get("verbose"))
         return cls(**values)
 
