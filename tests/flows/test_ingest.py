@@ -106,3 +106,35 @@ def test_s3_source_and_store(tmp_path, settings, s3_endpoint):
     fs.put(str(local / "second.flac"), "audio-bucket/incoming/copy of second.flac")
     again = ingest_bucket()
     assert again.selected == 1 and again.counts == {"skipped": 1}  # same content, another name
+
+
+def test_failures_of_a_run_that_died_are_reported_by_the_run_that_recovers_them(tmp_path, settings):
+    """A killed ingest leaves shard receipts; the next run commits them and reports their failures."""
+    from genreflow.console import ingest_exit_code
+    from genreflow.flows.runtime import run_ingest
+    from genreflow.pipeline.datasets import scan_catalogue
+    from genreflow.pipeline.extract import run_shard
+    from genreflow.pipeline.ingest import plan_shards, select_work
+    from genreflow.pipeline.store import FeatureStore
+
+    source = tmp_path / "lib"
+    source.mkdir()
+    sf.write(source / "good.wav", tone(2), 22050)
+    (source / "broken.wav").write_bytes(b"RIFF and nothing else")
+    layout = StoreLayout(str(tmp_path / "store"))
+    spec = ExtractionSpec(parse_feature_sets(["mel128"]), ClipWindow(seconds=30.0))
+    store = FeatureStore(layout)
+    store.ensure(spec.feature_sets, window=spec.window, channel_views=spec.channel_views)
+    work = select_work(
+        scan_catalogue(str(source), dataset="unlabelled"), read_manifest(layout), feature_sets=spec.feature_sets
+    )
+    [shard] = plan_shards(work, run_id="20261201T000000Z-dead00", row_start=store.allocate(2), rows_per_track=1,
+                          shard_size=8)  # fmt: skip
+    run_shard(shard, spec, layout)  # the run dies here: receipts written, nothing committed
+
+    summary = run_ingest(settings, source=str(source), store=layout.root, feature_sets=["mel128"], show_progress=False)
+    assert summary.recovered_runs == ("20261201T000000Z-dead00",) and summary.selected == 0
+    assert summary.counts == {"ok": 1, "failed": 1} and [f.uri for f in summary.failures] == [
+        str(source / "broken.wav")
+    ]
+    assert ingest_exit_code(summary) == 1

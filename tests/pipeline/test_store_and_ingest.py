@@ -109,7 +109,8 @@ def test_select_work_diffs_against_the_manifest(tmp_path, write_audio):
     )
     run_shard(shard, spec, layout)
     # a crash here: receipts written, nothing committed; recovery commits them
-    assert recover_interrupted_runs(layout, store) == [shard.run_id]
+    recovered = recover_interrupted_runs(layout, store)
+    assert list(recovered) == [shard.run_id] and {r["status"] for r in recovered[shard.run_id]} == {"ok", "failed"}
     manifest = read_manifest(layout)
     assert len(manifest) == 4 and set(manifest["status"]) == {"ok", "failed"}
     assert select_work(catalogue, manifest, feature_sets=[MEL128]).empty

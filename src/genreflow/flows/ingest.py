@@ -120,7 +120,7 @@ def ingest_flow(
         lap("commit_s")
 
     summary = summarise_run(
-        committed,
+        [row for rows in recovered.values() for row in rows] + committed,
         results=results,
         unprocessed=unprocessed,
         run_id=run_id,
@@ -129,7 +129,7 @@ def ingest_flow(
         dataset=detected,
         listed=len(catalogue),
         selected=len(work),
-        recovered_runs=tuple(recovered),
+        recovered_runs=tuple(recovered),  # their rows are counted above: a recovered failure is a failure
         feature_sets=tuple(fs.name for fs in sets),
         wall_s=time.perf_counter() - started,
         phases=phases,

@@ -193,16 +193,18 @@ def mark_duplicates(rows: Sequence[dict[str, Any]], manifest: pd.DataFrame) -> l
     return out
 
 
-def recover_interrupted_runs(layout: StoreLayout, store: FeatureStore) -> list[str]:
-    """Commit the receipts of runs that stopped before their commit; returns their run ids.
+def recover_interrupted_runs(layout: StoreLayout, store: FeatureStore) -> dict[str, list[dict[str, Any]]]:
+    """Commit the receipts of runs that stopped before their commit; returns each run's committed rows,
+    which the recovering run reports like its own (its failures too).
 
     Their features are already in the store, so nothing is decoded twice; rows of shards that never
-    finished stay unused and those tracks are simply selected again as new.
+    finished stay unused and those tracks are simply selected again as new. Call it holding the
+    store's lease: then every run with receipts is one that died.
     """
     fs, runs = filesystem(layout.runs, layout.storage_options)
     if not fs.isdir(runs):
-        return []
-    recovered = []
+        return {}
+    recovered: dict[str, list[dict[str, Any]]] = {}
     for run_dir in sorted(fs.ls(runs, detail=False)):
         run_id = run_dir.rstrip("/").rsplit("/", 1)[-1]
         part = filesystem(layout.manifest_part(run_id), layout.storage_options)[1]
@@ -212,8 +214,7 @@ def recover_interrupted_runs(layout: StoreLayout, store: FeatureStore) -> list[s
         receipts = read_parquet_dir(
             layout.run_dir(run_id), schema=MANIFEST_SCHEMA, storage_options=layout.storage_options
         ).to_pylist()
-        commit_run(layout, store, run_id, receipts)
-        recovered.append(run_id)
+        recovered[run_id] = commit_run(layout, store, run_id, receipts)
     return recovered
 
 
