@@ -198,6 +198,8 @@ def _decode_fallback(source: str | BinaryIO, window: ClipWindow, sf_error: str) 
             chunks = [frame.to_ndarray() for frame in container.decode(stream)]
             sr = int(stream.rate)
     except (av.FFmpegError, IndexError, ValueError) as av_error:
+        if kind := sniff_non_audio(source):
+            raise DecodeError(f"not audio: the file is {kind}") from av_error
         reason = getattr(av_error, "strerror", None) or str(av_error)
         raise DecodeError(f"not audio: libsndfile says {sf_error}; FFmpeg says {reason}") from av_error
     if not chunks:
@@ -210,6 +212,42 @@ def _decode_fallback(source: str | BinaryIO, window: ClipWindow, sf_error: str) 
     wanted = min(frames, round(window.seconds * sr))
     start = (frames - wanted) // 2
     return DecodedClip(np.ascontiguousarray(samples[:, start : start + wanted]), sr, frames / sr, start / sr)
+
+
+_SIGNATURES = (
+    (b"\x89PNG\r\n\x1a\n", "a PNG image"),
+    (b"\xff\xd8\xff", "a JPEG image"),
+    (b"GIF8", "a GIF image"),
+    (b"%PDF", "a PDF document"),
+    (b"PK\x03\x04", "a ZIP archive"),
+    (b"\x1f\x8b", "a gzip archive"),
+    (b"<!doctype html", "an HTML page"),
+    (b"<html", "an HTML page"),
+    (b"<?xml", "an XML document"),
+)
+
+
+def sniff_non_audio(source: str | BinaryIO) -> str | None:
+    """What a file that no decoder reads is instead (``"a PNG image"``, ``"a text file"``), from its
+    first bytes, so its manifest row says so; None when it looks like nothing known."""
+    if isinstance(source, str):
+        try:
+            with open(source, "rb") as handle:
+                head = handle.read(512)
+        except OSError:
+            return None
+    else:
+        source.seek(0)
+        head = source.read(512)
+    lowered = head.lstrip().lower()
+    for signature, kind in _SIGNATURES:
+        if lowered.startswith(signature.lower()):
+            return kind
+    if b"\x00" in head:  # binary: audio headers, and most other formats, hold NUL bytes
+        return None
+    text = head.decode("utf-8", errors="ignore")  # 512 bytes may end inside a character
+    printable = all(ch.isprintable() or ch in "\r\n\t" for ch in text)
+    return "a text file" if text.strip() and printable else None
 
 
 def stream_blocks(source: str | BinaryIO, *, block_s: float, overlap_s: float) -> Iterator[AudioBlock]:

@@ -27,7 +27,7 @@ from .features import FeatureSet
 from .store import FeatureWriter, RowRange, StoreLayout
 from .store.manifest import rows_to_table
 from .store.parquet import write_parquet_atomic
-from .uri import filesystem
+from .uri import filesystem, is_remote
 
 DECODE_AHEAD = 2  # decoding (~60 % of a track's CPU) needs two threads to keep up with one compute thread
 IN_MEMORY_LIMIT = 256 * 2**20  # larger files are hashed by streaming and decoded by seeking
@@ -176,6 +176,8 @@ def load_track(
         fs, path = filesystem(track.uri, storage_options)
         content_hash, source, size = _open_hashed(fs, path, listed_size=track.size_bytes)
     except FileNotFoundError:
+        if not is_remote(track.uri) and os.path.islink(track.uri):
+            return None, None, f"broken symbolic link: its target {os.readlink(track.uri)} does not exist"
         return None, None, "file not found (removed after it was listed?)"
     except OSError as error:
         return None, None, f"cannot read: {error}"

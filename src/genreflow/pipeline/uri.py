@@ -22,7 +22,8 @@ def filesystem(uri: str, storage_options: Mapping[str, Any] | None = None) -> tu
     """
     if is_remote(uri):
         return fsspec.core.url_to_fs(uri, **dict(storage_options or {}))
-    return fsspec.core.url_to_fs(uri)
+    fs, path = fsspec.core.url_to_fs(uri)
+    return fs, posixpath.normpath(path)  # `lib/../lib` and `lib` are one source: their files keep one URI
 
 
 def is_remote(uri: str) -> bool:

@@ -62,8 +62,16 @@ def source_uri(root: str, *, storage_options: Mapping[str, Any] | None = None) -
     return to_uri(fs, base.rstrip("/"))
 
 
+def _may_be_audio(path: str) -> bool:
+    """An audio extension, or none at all (decoded by its content, or failed with the reason); not
+    hidden extensionless files (``.DS_Store``) and not other formats (``cover.jpg``, ``notes.txt``)."""
+    name = posixpath.basename(path)
+    extension = posixpath.splitext(name)[1].lower()
+    return extension in AUDIO_EXTENSIONS or (extension == "" and not name.startswith("."))
+
+
 def list_audio(root: str, *, storage_options: Mapping[str, Any] | None = None) -> list[AudioFile]:
-    """Every audio file under ``root`` (by extension), sorted by path.
+    """Every audio file under ``root`` (by extension, or without one), sorted by path.
 
     Raises
     ------
@@ -74,7 +82,7 @@ def list_audio(root: str, *, storage_options: Mapping[str, Any] | None = None) -
     found = fs.find(base, detail=True, withdirs=False)
     files = []
     for path, info in sorted(found.items()):
-        if posixpath.splitext(path)[1].lower() not in AUDIO_EXTENSIONS:
+        if not _may_be_audio(path):
             continue
         version = info.get("ETag") or info.get("etag") or info.get("mtime") or info.get("LastModified")
         files.append(
