@@ -83,3 +83,22 @@ def test_a_second_writer_exits_3_naming_the_run_that_holds_the_store(tmp_path):
     assert "after waiting 1 s" in waited.stderr and not (tmp_path / "store/manifest").exists()
     done = subprocess.run(ingest, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr  # released: the next run writes
+
+
+def test_outputs_that_cannot_be_written_are_refused_before_any_work(tmp_path, capsys):
+    from genreflow.cli import main
+    from genreflow.pipeline.store import StoreLayout, write_manifest_part
+    from genreflow.pipeline.store.manifest import MANIFEST_SCHEMA
+
+    store = tmp_path / "store"
+    row = {name: None for name in MANIFEST_SCHEMA.names} | {"uri": "/a.wav", "track_id": "a", "status": "ok"}
+    write_manifest_part(StoreLayout(str(store)), "r1", [row])
+    (tmp_path / "taken").write_text("an existing file")
+    for argv, named in (
+        (["score", "--store", str(store), "--out", str(tmp_path / "taken")], "--out"),
+        (["score", "--store", str(store), "--out", str(tmp_path / "taken/scores")], "--out"),
+        (["ingest", str(tmp_path), "--store", str(tmp_path / "taken")], "store"),
+    ):
+        assert main(argv) == 2
+        [line] = capsys.readouterr().err.splitlines()
+        assert f"{named} " in line and str(tmp_path / "taken") in line, line

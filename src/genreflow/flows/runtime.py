@@ -12,6 +12,7 @@ from genreflow.infra.prefect_api import ensure_prefect_api
 from genreflow.infra.settings import Settings
 from genreflow.pipeline.store import StoreLayout, require_store_root, require_tracks
 from genreflow.pipeline.training.config import DEFAULT_ARCHITECTURE, DEFAULT_MODEL_NAME, TrainConfig
+from genreflow.pipeline.uri import require_writable_folder
 
 if TYPE_CHECKING:  # the flows' result types; importing them here would load every flow's dependencies
     from genreflow.pipeline.ingest import IngestSummary
@@ -46,7 +47,10 @@ def run_ingest(settings: Settings, *, source: str, store: str | None = None, **p
 def run_score(settings: Settings, *, store: str | None = None, **params: Any) -> ScoreSummary:
     """Run the scoring flow on the runner ``settings`` describe; returns the flow's summary."""
     store = store or _store(settings)
+    require_store_root(StoreLayout(store, settings.storage_options))
     require_tracks(StoreLayout(store, settings.storage_options))
+    if params.get("out"):  # checked before a run computes every track only to fail writing the first
+        require_writable_folder(params["out"], what="--out")
     prepare(settings)
     from genreflow.flows.score import score_flow
 
@@ -95,6 +99,7 @@ def run_train(
 
     store = _store(settings)
     get_architecture(backbone)  # an unknown name is refused before anything starts
+    require_store_root(StoreLayout(store, settings.storage_options))
     require_tracks(StoreLayout(store, settings.storage_options))
     prepare(settings)
     from genreflow.flows.train import train_flow

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import posixpath
 from collections.abc import Mapping
 from typing import Any
@@ -50,3 +51,29 @@ def to_uri(fs: fsspec.AbstractFileSystem, path: str) -> str:
     if isinstance(fs, LocalFileSystem):
         return path
     return fs.unstrip_protocol(path)
+
+
+def require_writable_folder(uri: str, *, what: str) -> None:
+    """Raise now, before a run computes anything, when ``uri`` cannot take files: it is a file, or
+    (locally) its nearest existing folder is not writable or sits on a read-only filesystem. Remote
+    roots are checked by their first write (an object store has no folders to ask).
+
+    Raises
+    ------
+    StoreError
+        Naming ``what`` (``"--out"``, ``"store"``), the path and the reason.
+    """
+    from .errors import StoreError
+
+    if is_remote(uri):
+        return
+    path = filesystem(uri)[1]
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise StoreError(f"{what} {uri}: a file, not a folder")
+    existing = path
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        raise StoreError(f"{what} {uri}: {existing} is a file, so no folder can be made under it")
+    if not os.access(existing, os.W_OK) or os.statvfs(existing).f_flag & os.ST_RDONLY:
+        raise StoreError(f"{what} {uri}: {existing} is not writable")

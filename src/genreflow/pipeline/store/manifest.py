@@ -13,7 +13,7 @@ import pandas as pd
 import pyarrow as pa
 
 from ..errors import StoreError
-from ..uri import filesystem
+from ..uri import filesystem, require_writable_folder
 from .layout import StoreLayout
 from .parquet import read_parquet_dir, write_parquet_atomic
 
@@ -66,16 +66,15 @@ def read_manifest(layout: StoreLayout) -> pd.DataFrame:
 
 
 def require_store_root(layout: StoreLayout) -> None:
-    """Raise now, before a run starts, when the store root is a file (a new root is created on first use).
+    """Raise now, before a run starts, when the store root cannot be written (a new root is created on
+    first use).
 
     Raises
     ------
     StoreError
-        The root exists and is a file.
+        The root is a file, or not writable.
     """
-    fs, root = filesystem(layout.root, layout.storage_options)
-    if fs.isfile(root):
-        raise StoreError(f"{layout.root}: a file, not a store folder")
+    require_writable_folder(layout.root, what="store")
 
 
 def require_tracks(layout: StoreLayout) -> None:
@@ -86,7 +85,9 @@ def require_tracks(layout: StoreLayout) -> None:
     StoreError
         The root is a file, or nothing was ingested under it yet.
     """
-    require_store_root(layout)
+    fs, root = filesystem(layout.root, layout.storage_options)
+    if fs.isfile(root):
+        raise StoreError(f"{layout.root}: a file, not a store folder")
     fs, path = filesystem(layout.manifest, layout.storage_options)
     if not fs.isdir(path) or not any(p.endswith(".parquet") for p in fs.ls(path, detail=False)):
         raise StoreError(
