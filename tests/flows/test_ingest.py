@@ -138,3 +138,24 @@ def test_failures_of_a_run_that_died_are_reported_by_the_run_that_recovers_them(
         str(source / "broken.wav")
     ]
     assert ingest_exit_code(summary) == 1
+
+
+def test_a_user_error_in_a_task_is_not_retried(tmp_path, settings):
+    """Bad metadata fails the same way every time: the user gets their line at once, not after retries."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import TaskRunFilter, TaskRunFilterName
+    from prefect.client.schemas.sorting import TaskRunSort
+
+    from genreflow.flows.runtime import run_ingest
+    from genreflow.pipeline.errors import CatalogueError
+
+    make_demo_catalogue(tmp_path / "gtzan", per_class=1, seconds=2.0, broken=False)
+    (tmp_path / "gtzan/train_filtered.txt").write_text("not a GTZAN name\n")
+    for split in ("valid", "test"):
+        (tmp_path / f"gtzan/{split}_filtered.txt").write_text("")
+    with pytest.raises(CatalogueError, match=r"train_filtered\.txt, line 1"):
+        run_ingest(settings, source=str(tmp_path / "gtzan"), store=str(tmp_path / "store"), show_progress=False)
+    with get_client(sync_client=True) as client:
+        [scan] = client.read_task_runs(task_run_filter=TaskRunFilter(name=TaskRunFilterName(like_="scan-source")),
+                                       sort=TaskRunSort.EXPECTED_START_TIME_DESC, limit=1)  # fmt: skip
+    assert scan.run_count == 1 and scan.state.is_failed()  # no retry: its delays alone were 12 s

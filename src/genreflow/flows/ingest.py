@@ -37,7 +37,7 @@ from genreflow.pipeline.ingest_config import (
     DEFAULT_SHARD_SIZE,
 )
 from genreflow.pipeline.store import FeatureStore, StoreLayout, read_manifest
-from genreflow.tasks.ingest import extract_shard, scan_source
+from genreflow.tasks.ingest import extract_shard, scan_source, shard_timeout_s
 from genreflow.tasks.reports import publish_ingest_report
 
 
@@ -146,7 +146,8 @@ def _run_shards(
     results: list[ShardResult] = []
     unprocessed: list[FailedTrack] = []
     with workers(settings) as runner:
-        futures = runner.map(extract_shard, {"shard": shards, "spec": unmapped(spec), "layout": unmapped(layout)})
+        task = extract_shard.with_options(timeout_seconds=shard_timeout_s(max(len(s.tracks) for s in shards)))
+        futures = runner.map(task, {"shard": shards, "spec": unmapped(spec), "layout": unmapped(layout)})
         for shard, outcome in as_they_finish(futures, shards, desc="ingest", show_progress=show_progress):
             if isinstance(outcome, ShardResult):
                 results.append(outcome)

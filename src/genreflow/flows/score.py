@@ -23,7 +23,13 @@ from genreflow.pipeline.scoring.summary import ScoreSummary, summarise_scoring
 from genreflow.pipeline.store import StoreLayout, read_manifest
 from genreflow.pipeline.store.scores import ScoresLayout, scored_tracks
 from genreflow.tasks.reports import publish_score_report
-from genreflow.tasks.score import record_failures_task, retire_scores, score_chunk_task, write_scores
+from genreflow.tasks.score import (
+    chunk_timeout_s,
+    record_failures_task,
+    retire_scores,
+    score_chunk_task,
+    write_scores,
+)
 
 
 @flow(name="genreflow-score", validate_parameters=False)
@@ -124,7 +130,9 @@ def _run_chunks(
     scored_at = datetime.now(UTC)
     with workers(settings) as runner:
         parameters = {"chunk": chunks, "spec": unmapped(spec), "layout": unmapped(layout), "ref": unmapped(info.ref)}
-        futures = runner.map(score_chunk_task, parameters)
+        longest = max(len(chunk.tracks) for chunk in chunks)
+        task = score_chunk_task.with_options(timeout_seconds=chunk_timeout_s(longest, full_track=spec.full_track))
+        futures = runner.map(task, parameters)
         for chunk, outcome in as_they_finish(futures, chunks, desc="score", show_progress=show_progress):
             if isinstance(outcome, ChunkScores):
                 done.setdefault(chunk.shard, []).append(outcome)

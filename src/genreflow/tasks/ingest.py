@@ -13,9 +13,10 @@ from prefect.cache_policies import NONE
 from genreflow.pipeline.datasets import scan_catalogue
 from genreflow.pipeline.extract import ExtractionSpec, Shard, ShardResult, run_shard
 from genreflow.pipeline.store import StoreLayout
+from genreflow.tasks.retries import transient
 
 
-@task(name="scan-source", retries=2, retry_delay_seconds=[2, 10], cache_policy=NONE)
+@task(name="scan-source", retries=2, retry_condition_fn=transient, retry_delay_seconds=[2, 10], cache_policy=NONE)
 def scan_source(
     source: str, *, dataset: str, fma_subset: str, storage_options: Mapping[str, Any] | None
 ) -> pd.DataFrame:
@@ -29,9 +30,17 @@ def scan_source(
 @task(
     name="extract-shard",
     retries=2,
+    retry_condition_fn=transient,
     retry_delay_seconds=[5, 30],
     cache_policy=NONE,
     task_run_name="extract-shard-{shard.index}",
 )
 def extract_shard(shard: Shard, spec: ExtractionSpec, layout: StoreLayout) -> ShardResult:
     return run_shard(shard, spec, layout)
+
+
+def shard_timeout_s(tracks: int) -> float:
+    """How long a shard of ``tracks`` may run before it is failed (and retried): a hung decode must not
+    hold the night. Generous: a track costs well under a second here, a window of an hour-long MP3 on
+    S3 a few seconds."""
+    return 120.0 + 10.0 * tracks

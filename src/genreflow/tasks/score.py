@@ -20,6 +20,7 @@ from genreflow.pipeline.scoring.shard import ChunkScores, ScoreChunk, retire_row
 from genreflow.pipeline.scoring.summary import record_failures
 from genreflow.pipeline.store import StoreLayout
 from genreflow.pipeline.store.scores import ScoresLayout
+from genreflow.tasks.retries import transient
 
 
 @functools.lru_cache(maxsize=2)
@@ -29,24 +30,38 @@ def _scorer(layout: StoreLayout, ref: ModelRef, threads: int | None) -> Scorer:
     return load_scorer(layout, ref)
 
 
-@task(name="score-chunk", retries=1, retry_delay_seconds=[5], cache_policy=NONE, task_run_name="score-{chunk.index}")
+@task(
+    name="score-chunk",
+    retries=1,
+    retry_condition_fn=transient,
+    retry_delay_seconds=[5],
+    cache_policy=NONE,
+    task_run_name="score-{chunk.index}",
+)
 def score_chunk_task(chunk: ScoreChunk, spec: ScoreSpec, layout: StoreLayout, ref: ModelRef) -> ChunkScores:
     return score_chunk(chunk, spec, layout, _scorer(layout, ref, spec.threads))
 
 
-@task(name="write-scores", retries=2, retry_delay_seconds=[2, 10], cache_policy=NONE, task_run_name="write-{shard}")
+@task(
+    name="write-scores",
+    retries=2,
+    retry_condition_fn=transient,
+    retry_delay_seconds=[2, 10],
+    cache_policy=NONE,
+    task_run_name="write-{shard}",
+)
 def write_scores(
     scores: ScoresLayout, info: ModelInfo, shard: int, chunks: Sequence[ChunkScores], scored_at: datetime
 ) -> int:
     return write_shard(scores, info, shard, chunks, scored_at=scored_at)
 
 
-@task(name="retire-scores", retries=2, retry_delay_seconds=[2, 10], cache_policy=NONE)
+@task(name="retire-scores", retries=2, retry_condition_fn=transient, retry_delay_seconds=[2, 10], cache_policy=NONE)
 def retire_scores(scores: ScoresLayout, info: ModelInfo, retire: dict[int, list[str]]) -> int:
     return retire_rows(scores, info, retire)
 
 
-@task(name="record-failures", retries=2, retry_delay_seconds=[2, 10], cache_policy=NONE)
+@task(name="record-failures", retries=2, retry_condition_fn=transient, retry_delay_seconds=[2, 10], cache_policy=NONE)
 def record_failures_task(
     scores: ScoresLayout,
     ref: ModelRef,
@@ -55,3 +70,9 @@ def record_failures_task(
     planned: list[ScoreChunk],
 ) -> pd.DataFrame:
     return record_failures(scores, ref, unscorable, attempted, planned=planned)
+
+
+def chunk_timeout_s(tracks: int, *, full_track: bool) -> float:
+    """How long a chunk may run before it is failed (and retried): the model's start, then a generous
+    budget per track (a full-track window costs what a stored patch does, plus decoding)."""
+    return 300.0 + (60.0 if full_track else 10.0) * tracks
