@@ -46,14 +46,16 @@ def nightly_flow(
     infos = [describe_model(layout, resolve_model(layout, spec)) for spec in models]
     feature_sets = sorted({*DEFAULT_FEATURE_SETS, *(name for info in infos for name in info.inputs)})
     phases: dict[str, float] = {}
+    # The steps run inside this flow run (their tasks and artifacts are its own): as subflows, each
+    # cost about a second of flow-run bookkeeping, more than a whole night with nothing new.
     ingests = [
-        ingest_flow(source, store, feature_sets=feature_sets, allow_empty_source=allow_empty_source,
+        ingest_flow.fn(source, store, feature_sets=feature_sets, allow_empty_source=allow_empty_source,
                     wait_s=wait_s, storage_options=storage_options, settings=settings, show_progress=show_progress)
         for source in sources
     ]  # fmt: skip
     phases["ingest_s"] = time.perf_counter() - started
     scorings = [
-        score_flow(store, model=str(info.ref), tracks="new", threshold=threshold, wait_s=wait_s,
+        score_flow.fn(store, model=str(info.ref), tracks="new", threshold=threshold, wait_s=wait_s,
                    storage_options=storage_options, settings=settings, show_progress=show_progress)
         for info in infos
     ]  # fmt: skip
