@@ -12,7 +12,7 @@ from genreflow.infra.deployments import DEFAULT_CRON
 
 def register(sub: argparse._SubParsersAction) -> None:
     parser = add_command(sub, "serve", handler=handle,
-                         help="serve the Prefect deployments: nightly on a schedule; ingest, train, score on demand")  # fmt: skip
+                         help="serve the Prefect deployments: nightly on a schedule; the others on demand")  # fmt: skip
     parser.add_argument("--source", dest="sources", action="append", required=True, metavar="URI",
                         help="a folder or s3:// prefix the nightly run ingests (repeat for several; "
                              "the first is also the ingest deployment's)")  # fmt: skip
@@ -38,16 +38,14 @@ def handle(args: argparse.Namespace) -> int:
     from genreflow.flows.runtime import prepare
 
     prepare(resolved)
-    from prefect import serve
-
-    from genreflow.infra.deployments import build_deployments
+    from genreflow.infra.deployments import build_deployments, serve
     from genreflow.infra.logs import quiet_loggers
 
     deployments = build_deployments(resolved, sources=args.sources, store=resolved.store, cron=cron, timezone=timezone)
     print(describe(deployments, ui=_ui_url(resolved.home)), flush=True)
     if not resolved.verbose:
         quiet_loggers()  # importing Prefect configured its loggers afresh
-    serve(*deployments, print_starting_message=False)  # returns on Ctrl-C, the schedules paused
+    serve(deployments)  # returns on Ctrl-C, the schedules paused
     print("stopped serving; the nightly schedule is paused until `genreflow serve` runs again", flush=True)
     return EXIT_OK
 
