@@ -65,3 +65,15 @@ def cpu_threads_per_worker(workers: int) -> int:
     import os
 
     return max(1, (os.cpu_count() or 1) // max(1, workers))
+
+
+def dask_worker() -> dict[str, Any] | None:
+    """The Dask worker running the calling task (its address, name and declared resources, such as
+    ``GPU``), or None outside one (a task running in the flow's own process)."""
+    try:
+        from distributed import get_worker
+
+        worker = get_worker()
+    except (ImportError, ValueError):
+        return None
+    return {"address": worker.address, "name": str(worker.name), "resources": dict(worker.state.total_resources)}

@@ -8,7 +8,7 @@ from typing import Any
 from prefect import task
 from prefect.cache_policies import NONE
 
-from genreflow.infra.devices import select_device
+from genreflow.infra.devices import dask_worker, select_device
 from genreflow.pipeline.store import StoreLayout
 from genreflow.pipeline.training.config import TrainConfig
 from genreflow.pipeline.training.run import TrainResult, state_dir, train_and_register
@@ -32,7 +32,7 @@ def train_model(
     state = state_dir(home, layout, arch_name, model_name, config)
     return train_and_register(
         layout, arch_name, model_name=model_name, config=config, state=state, device=used, selection=selection,
-        wait_s=wait_s,
+        wait_s=wait_s, worker=dask_worker(),
     )  # fmt: skip
 
 

@@ -63,12 +63,14 @@ def train_and_register(
     device: str,
     selection: dict[str, Any] | None = None,
     wait_s: float = 0.0,
+    worker: dict[str, Any] | None = None,
 ) -> TrainResult:
     """Train ``arch_name``, evaluate it once on the test split, register it under the store's lease
     (waiting up to ``wait_s`` for another run's; if it is still held, the run's resumable state is
     kept, so the same command registers without training again from scratch).
 
-    ``selection`` (grid scores on validation, cross-validation figures) is recorded in the card.
+    ``selection`` (grid scores on validation, cross-validation figures) and where it ran (the host,
+    and the Dask ``worker`` with its resources when one ran it) are recorded in the card.
     """
     arch = get_architecture(arch_name)
     data = labelled_tracks(layout, arch.inputs, seed=config.seed, needed_by=arch.name)
@@ -94,6 +96,7 @@ def train_and_register(
         "seed": config.seed,
         "pretrained": arch.pretrained,
         "device": device,
+        "ran_on": {"host": platform.node(), "dask_worker": worker},  # worker: address, name, resources (GPU)
         "fit": result.details,
         "selection": selection or {},
         "timings": {"fit_s": round(result.seconds, 2)},
