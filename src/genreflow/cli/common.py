@@ -7,6 +7,7 @@ Nothing here imports numpy, Prefect or TensorFlow: ``genreflow --help`` stays in
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import traceback
 from collections.abc import Callable
@@ -85,6 +86,26 @@ def add_allow_empty_source(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="a source that lists no files retires the store's files from it (else refused: it looks like an outage)",
     )
+
+
+def add_model(parser: argparse.ArgumentParser, *, help: str) -> None:
+    """``--model NAME[@VERSION]``, one model, ``score``'s default."""
+    from genreflow.pipeline.scoring.config import DEFAULT_MODEL
+
+    option(parser, "--model", type=model_spec, metavar="NAME[@VERSION]", help=help, default_from=lambda: DEFAULT_MODEL)
+
+
+def add_threshold(parser: argparse.ArgumentParser) -> None:
+    from genreflow.pipeline.scoring.config import DEFAULT_THRESHOLD
+
+    option(parser, "--threshold", type=probability, help="count tracks whose top probability is lower",
+           default_from=lambda: DEFAULT_THRESHOLD)  # fmt: skip
+
+
+def report(summary: Any, describe: Callable[[Any], str], exit_code: Callable[[Any], int], *, as_json: bool) -> int:
+    """Print a run's summary, as text or as JSON (``--json``), and return its exit code."""
+    print(json.dumps(summary.to_dict(), indent=2, default=str) if as_json else describe(summary))
+    return exit_code(summary)
 
 
 def add_wait(parser: argparse.ArgumentParser) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 
 from genreflow.cli.common import (
     add_allow_empty_source,
@@ -17,6 +16,7 @@ from genreflow.cli.common import (
     option,
     positive_float,
     positive_int,
+    report,
     settings,
 )
 from genreflow.pipeline import ingest_config as defaults
@@ -62,5 +62,4 @@ def handle(args: argparse.Namespace) -> int:
         **given(args, "dataset", "fma_subset", "feature_sets", "shard_size", "window_s", "min_duration_s",
                 "channel_views", "wait_s"),
     )  # fmt: skip
-    print(json.dumps(summary.to_dict(), indent=2, default=str) if args.json else describe_ingest(summary))
-    return ingest_exit_code(summary)
+    return report(summary, describe_ingest, ingest_exit_code, as_json=args.json)

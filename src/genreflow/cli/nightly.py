@@ -3,21 +3,21 @@
 from __future__ import annotations
 
 import argparse
-import json
 
 from genreflow.cli.common import (
     add_allow_empty_source,
     add_command,
     add_json,
     add_runtime,
+    add_threshold,
     add_wait,
     given,
     model_spec,
     option,
-    probability,
+    report,
     settings,
 )
-from genreflow.pipeline.scoring.config import DEFAULT_NIGHTLY_MODELS, DEFAULT_THRESHOLD
+from genreflow.pipeline.scoring.config import DEFAULT_NIGHTLY_MODELS
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -27,8 +27,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     option(parser, "--model", dest="models", action="append", type=model_spec, metavar="NAME[@VERSION]",
            help="a model to score with (repeat for several; zero-shot taggers too)",
            default_from=lambda: DEFAULT_NIGHTLY_MODELS)  # fmt: skip
-    option(parser, "--threshold", type=probability, help="count tracks whose top probability is lower",
-           default_from=lambda: DEFAULT_THRESHOLD)  # fmt: skip
+    add_threshold(parser)
     add_allow_empty_source(parser)
     add_json(parser)
     add_wait(parser)
@@ -45,5 +44,4 @@ def handle(args: argparse.Namespace) -> int:
         allow_empty_source=args.allow_empty_source,
         **given(args, "models", "threshold", "wait_s"),
     )
-    print(json.dumps(summary.to_dict(), indent=2, default=str) if args.json else describe_nightly(summary))
-    return nightly_exit_code(summary)
+    return report(summary, describe_nightly, nightly_exit_code, as_json=args.json)

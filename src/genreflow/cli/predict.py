@@ -7,7 +7,15 @@ import json
 import sys
 from pathlib import Path
 
-from genreflow.cli.common import add_command, add_json, add_s3, add_store, add_verbose, model_spec, option, settings
+from genreflow.cli.common import (
+    add_command,
+    add_json,
+    add_model,
+    add_s3,
+    add_store,
+    add_verbose,
+    settings,
+)
 from genreflow.cli.score import MODEL_HELP
 from genreflow.console import EXIT_OK, EXIT_TRACKS_FAILED
 from genreflow.pipeline.scoring.config import DEFAULT_MODEL
@@ -16,14 +24,7 @@ from genreflow.pipeline.scoring.config import DEFAULT_MODEL
 def register(sub: argparse._SubParsersAction) -> None:
     parser = add_command(sub, "predict", help="print the top 3 labels of audio files", handler=handle)
     parser.add_argument("files", nargs="+", type=Path)
-    option(
-        parser,
-        "--model",
-        type=model_spec,
-        metavar="NAME[@VERSION]",
-        help=MODEL_HELP,
-        default_from=lambda: DEFAULT_MODEL,
-    )
+    add_model(parser, help=MODEL_HELP)
     add_store(parser, default="none: only the zero-shot taggers then")
     add_s3(parser)
     add_verbose(parser)

@@ -3,22 +3,22 @@
 from __future__ import annotations
 
 import argparse
-import json
 
 from genreflow.cli.common import (
     add_command,
     add_json,
+    add_model,
     add_runtime,
+    add_threshold,
     add_wait,
     given,
-    model_spec,
     option,
     positive_float,
     positive_int,
-    probability,
+    report,
     settings,
 )
-from genreflow.pipeline.scoring.config import DEFAULT_MODEL, DEFAULT_THRESHOLD, MODES, ScoreSpec
+from genreflow.pipeline.scoring.config import MODES, ScoreSpec
 
 MODEL_HELP = (
     "registered model (its production version, else its newest) or a zero-shot tagger: musicnn-msd-tags, "
@@ -28,14 +28,7 @@ MODEL_HELP = (
 
 def register(sub: argparse._SubParsersAction) -> None:
     parser = add_command(sub, "score", help="write per-track probabilities of a model to Parquet", handler=handle)
-    option(
-        parser,
-        "--model",
-        type=model_spec,
-        metavar="NAME[@VERSION]",
-        help=MODEL_HELP,
-        default_from=lambda: DEFAULT_MODEL,
-    )
+    add_model(parser, help=MODEL_HELP)
     option(parser, "--tracks", metavar="new|all|FILE",
            help="new: not scored by this version yet, or changed since; all; or a file of track ids",
            default_from=lambda: MODES[0])  # fmt: skip
@@ -47,8 +40,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     option(parser, "--batch-size", type=positive_int, help="patches per model call",
            default_from=lambda: ScoreSpec.batch_size)  # fmt: skip
     option(parser, "--chunk-size", type=positive_int, help="tracks per task (default: about 8 tasks, 64-256)")
-    option(parser, "--threshold", type=probability, help="count tracks whose top probability is lower",
-           default_from=lambda: DEFAULT_THRESHOLD)  # fmt: skip
+    add_threshold(parser)
     add_json(parser)
     add_wait(parser)
     add_runtime(parser)
@@ -64,5 +56,4 @@ def handle(args: argparse.Namespace) -> int:
         out=args.out,
         **given(args, "model", "tracks", "hop_s", "batch_size", "chunk_size", "threshold", "wait_s"),
     )
-    print(json.dumps(summary.to_dict(), indent=2, default=str) if args.json else describe_scoring(summary))
-    return score_exit_code(summary)
+    return report(summary, describe_scoring, score_exit_code, as_json=args.json)
