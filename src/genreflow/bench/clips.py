@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import soundfile as sf
@@ -64,3 +65,33 @@ def music_patches(n: int) -> dict[str, np.ndarray]:
             size = frames[fs.name]
             out[fs.name] += [features[:, s : s + size] for s in range(0, features.shape[1] - size + 1, size)][:per_clip]
     return {name: np.stack(values[:n]).astype(np.float32) for name, values in out.items()}
+
+
+def synthetic_catalogue(n_tracks: int, *, stored: float = 0.99) -> tuple[Any, Any]:
+    """A listing of ``n_tracks`` files under ``s3://catalogue`` and a manifest holding the first
+    ``stored`` share of them as ``ok``: what a nightly run diffs before it decodes anything."""
+    import pandas as pd
+
+    from genreflow.pipeline.datasets import CATALOGUE_COLUMNS
+
+    uris = [f"s3://catalogue/{i:08d}.mp3" for i in range(n_tracks)]
+    catalogue = pd.DataFrame(
+        {
+            "uri": uris,
+            "track_id": None,
+            "dataset": "unlabelled",
+            "label": None,
+            "split": None,
+            "fold": None,
+            "size_bytes": 4_000_000,
+            "source_version": "etag",
+        }
+    ).astype(CATALOGUE_COLUMNS)
+    held = int(n_tracks * stored)
+    manifest = catalogue.iloc[:held].assign(
+        track_id=[f"sha256:{i:020x}" for i in range(held)],
+        status="ok",
+        feature_sets=[["mel128", "musicnn96"]] * held,
+        ingested_at=pd.Timestamp.now(tz="UTC"),
+    )
+    return catalogue, manifest

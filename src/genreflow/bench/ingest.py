@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from genreflow.bench.baseline import serial_mel_baseline
-from genreflow.bench.clips import make_clips
+from genreflow.bench.clips import make_clips, synthetic_catalogue
 from genreflow.infra.settings import Settings
 from genreflow.pipeline.ingest import ShardRun
 
@@ -103,28 +103,10 @@ def _run_shard_single_threaded(shard: Any, spec: Any, layout: Any) -> None:
 
 def manifest_diff_seconds(n_tracks: int) -> float:
     """Time the diff every nightly run does before decoding anything, on a synthetic catalogue."""
-    import pandas as pd
-
-    from genreflow.pipeline.datasets import CATALOGUE_COLUMNS
     from genreflow.pipeline.features import MEL128
     from genreflow.pipeline.ingest import select_work
 
-    uris = [f"s3://catalogue/{i:08d}.mp3" for i in range(n_tracks)]
-    catalogue = pd.DataFrame(
-        {
-            "uri": uris,
-            "track_id": None,
-            "dataset": "unlabelled",
-            "label": None,
-            "split": None,
-            "fold": None,
-            "size_bytes": 4_000_000,
-            "source_version": "etag",
-        }
-    ).astype(CATALOGUE_COLUMNS)
-    manifest = catalogue.iloc[: n_tracks * 99 // 100].assign(
-        status="ok", feature_sets=[["mel128"]] * (n_tracks * 99 // 100), ingested_at=pd.Timestamp.now(tz="UTC")
-    )
+    catalogue, manifest = synthetic_catalogue(n_tracks)
     started = time.perf_counter()
     select_work(catalogue, manifest, feature_sets=[MEL128])
     return time.perf_counter() - started

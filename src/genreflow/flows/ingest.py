@@ -57,7 +57,7 @@ def ingest_flow(
     wait_s: float = 0.0,
     fma_subset: str = DEFAULT_FMA_SUBSET,
     storage_options: Mapping[str, Any] | None = None,
-    settings: Settings | None = None,
+    settings: Settings | Mapping[str, Any] | None = None,
     show_progress: bool = True,
 ) -> IngestSummary:
     """Bring new and changed tracks of ``source`` into the feature store at ``store``, and retire the
@@ -74,6 +74,7 @@ def ingest_flow(
     unprocessed by a failed shard (selected again next run), per-shard timings and memory.
     """
     started = time.perf_counter()
+    settings = Settings.coerce(settings)  # a deployment's parameters arrive as JSON
     sets = parse_feature_sets(list(feature_sets))
     if shard_size < 1:
         raise ParameterError(f"shard-size must be at least 1, got {shard_size}")

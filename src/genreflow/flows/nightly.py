@@ -30,7 +30,7 @@ def nightly_flow(
     allow_empty_source: bool = False,
     wait_s: float = 0.0,
     storage_options: Mapping[str, Any] | None = None,
-    settings: Settings | None = None,
+    settings: Settings | Mapping[str, Any] | None = None,
     show_progress: bool = True,
 ) -> NightlySummary:
     """Ingest each source (new, changed and vanished files), then score the tracks each model has not
@@ -42,6 +42,7 @@ def nightly_flow(
     new costs seconds.
     """
     started = time.perf_counter()
+    settings = Settings.coerce(settings)  # a deployment's parameters arrive as JSON
     layout = StoreLayout(store, dict(storage_options or {}))
     infos = [describe_model(layout, resolve_model(layout, spec)) for spec in models]
     feature_sets = sorted({*DEFAULT_FEATURE_SETS, *(name for info in infos for name in info.inputs)})

@@ -47,7 +47,7 @@ def score_flow(
     threads: int | None = None,
     wait_s: float = 0.0,
     storage_options: Mapping[str, Any] | None = None,
-    settings: Settings | None = None,
+    settings: Settings | Mapping[str, Any] | None = None,
     show_progress: bool = True,
 ) -> ScoreSummary:
     """Score ``tracks`` of the store with ``model`` (``NAME[@VERSION]``, a registered model's
@@ -61,6 +61,7 @@ def score_flow(
     Returns the run's summary: counts, top-label distribution, low-confidence count, failures, timings.
     """
     started = time.perf_counter()
+    settings = Settings.coerce(settings)  # a deployment's parameters arrive as JSON
     if threads is None and settings is not None and not settings.dask_address:  # local workers share the cores
         threads = cpu_threads_per_worker(settings.workers)
     spec = ScoreSpec(full_track=full_track, hop_s=hop_s, batch_size=batch_size, threads=threads)

@@ -57,6 +57,18 @@ class Settings:
         values["verbose"] = bool(flags.get("verbose"))
         return cls(**values)
 
+    @classmethod
+    def coerce(cls, value: Settings | Mapping[str, Any] | None) -> Settings | None:
+        """``value`` as Settings: a deployment's parameters arrive as JSON (a mapping, ``home`` and
+        ``cluster_config`` as strings), a CLI run's as the object itself."""
+        if value is None or isinstance(value, Settings):
+            return value
+        fields = dict(value)
+        for name in ("home", "cluster_config"):
+            if fields.get(name) is not None:
+                fields[name] = Path(fields[name])
+        return cls(**fields)
+
     @property
     def storage_options(self) -> dict[str, Any]:
         """fsspec options for ``s3://`` URIs; credentials come from the usual AWS variables."""

@@ -1,0 +1,144 @@
+"""``genreflow serve``: the deployments it builds, then the command itself as a user runs it, against
+the test Prefect server: registered with their schedule, a run on demand, Ctrl-C."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+
+pytestmark = pytest.mark.integration
+GENREFLOW = [sys.executable, "-m", "genreflow.cli"]
+NAMES = {"nightly": "genreflow-nightly", "ingest": "ingest", "train": "genreflow-train", "score": "genreflow-score"}
+CRON, TIMEZONE = "30 4 * * *", "Asia/Tokyo"  # no daylight saving: the next run is 04:30 JST
+
+
+def _wait_for(check: Callable[[], Any], *, timeout: float, what: str, process: subprocess.Popen | None = None) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            pytest.fail(f"genreflow serve exited with {process.returncode} while waiting for {what}")
+        if result := check():
+            return result
+        time.sleep(0.5)
+    pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def _next_0430(after: datetime) -> datetime:
+    local = after.astimezone(ZoneInfo(TIMEZONE))
+    candidate = local.replace(hour=4, minute=30, second=0, microsecond=0)
+    return candidate if candidate > local else candidate + timedelta(days=1)
+
+
+def test_deployments_carry_their_schedule_and_json_parameters(tmp_path, settings):
+    from prefect.client.orchestration import get_client
+
+    from genreflow.infra.deployments import build_deployments, settings_parameter
+    from genreflow.infra.settings import Settings
+
+    store, sources = str(tmp_path / "store"), [str(tmp_path / "a"), str(tmp_path / "b")]
+    built = {d.name: d for d in build_deployments(settings, sources=sources, store=store, cron=CRON, timezone=TIMEZONE)}
+    assert {name: d.flow_name for name, d in built.items()} == NAMES
+    [item] = built["nightly"].schedules
+    assert (item.schedule.cron, item.schedule.timezone, item.active) == (CRON, TIMEZONE, True)
+    assert all(not built[name].schedules for name in ("ingest", "train", "score"))
+
+    runtime = {"storage_options": {}, "settings": settings_parameter(settings), "show_progress": False}
+    assert settings_parameter(settings)["home"] == str(settings.home)
+    assert built["nightly"].parameters == {"sources": sources, "store": store, **runtime}
+    assert built["ingest"].parameters == {"source": sources[0], "store": store, **runtime}
+    assert built["score"].parameters == {"store": store, **runtime}
+    assert built["train"].parameters == {
+        "store": store,
+        "backbone": "musicnn-msd-linear",
+        "model_name": "genre",
+        "home": str(settings.home),
+        "storage_options": {},
+    }
+
+    deployment_id = built["nightly"].apply()  # what the API keeps is JSON; the served flow validates it
+    with get_client(sync_client=True) as client:
+        try:
+            stored = client.read_deployment(deployment_id)
+        finally:
+            client.delete_deployment(deployment_id)
+    assert stored.parameters == built["nightly"].parameters
+    assert (stored.schedules[0].schedule.cron, stored.schedules[0].schedule.timezone) == (CRON, TIMEZONE)
+    assert Settings.coerce(stored.parameters["settings"]) == settings  # what the flow makes of it, `home` a Path
+
+
+def test_serve_registers_runs_on_demand_and_stops_on_ctrl_c(tmp_path):
+    from prefect.client.orchestration import get_client
+    from prefect.deployments import run_deployment
+
+    from genreflow.infra.prefect_api import ui_url_of
+
+    source, store = tmp_path / "lib", tmp_path / "empty-store"
+    source.mkdir()
+    command = [*GENREFLOW, "serve", "--store", str(store), "--source", str(source), "--cron", CRON,
+               "--timezone", TIMEZONE, "--workers", "1"]  # fmt: skip
+    env = {**os.environ, "PREFECT_RUNNER_POLL_FREQUENCY": "2"}  # the served runner looks for runs every 2 s
+    out, err = tmp_path / "serve.out", tmp_path / "serve.err"
+    started = datetime.now(ZoneInfo("UTC"))
+    with out.open("w") as stdout, err.open("w") as stderr:
+        process = subprocess.Popen(command, stdout=stdout, stderr=stderr, env=env, start_new_session=True)
+    client = get_client(sync_client=True)
+    mine: dict[str, Any] = {}
+    try:
+        with client:
+
+            def registered() -> dict[str, Any]:
+                found = {d.name: d for d in client.read_deployments() if d.parameters.get("store") == str(store)}
+                return found if set(found) == set(NAMES) else {}
+
+            mine = _wait_for(registered, timeout=60, what="the four deployments", process=process)
+            [item] = mine["nightly"].schedules
+            assert (item.schedule.cron, item.schedule.timezone, item.active) == (CRON, TIMEZONE, True)
+            assert all(not mine[name].schedules for name in ("ingest", "train", "score"))
+
+            printed = out.read_text()
+            nexts = {f"{_next_0430(when):%Y-%m-%d %H:%M} JST" for when in (started, datetime.now(ZoneInfo("UTC")))}
+            assert any(f"next runs: {date}" in printed for date in nexts), printed
+            assert f"Prefect UI: {ui_url_of(os.environ['PREFECT_API_URL'])}\n" in printed, printed
+
+            run = run_deployment(name="genreflow-score/score", timeout=0)  # on demand: the served process runs it
+            state = _wait_for(
+                lambda: (s := client.read_flow_run(run.id).state) and s.is_final() and s,
+                timeout=120,
+                what="the score run to finish",
+                process=process,
+            )
+            # Failed, not Crashed: the flow ran and stopped at the empty store's registry (and `settings`
+            # reached it as a Settings: a dict would have failed on `settings.dask_address` first)
+            assert state.is_failed(), (state.type, state.message)
+            assert str(store) in state.message and "no model named 'genre'" in state.message, state.message
+
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=30) in (0, 130), err.read_text()
+        assert "Traceback" not in err.read_text(), err.read_text()
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=10)
+        with get_client(sync_client=True) as cleanup:
+            for deployment in mine.values():
+                cleanup.delete_deployment(deployment.id)
+
+
+def test_a_bad_cron_or_timezone_is_one_line_and_exit_2_before_anything_starts(tmp_path):
+    (tmp_path / "lib").mkdir()
+    home = tmp_path / "home"
+    env = {key: value for key, value in os.environ.items() if key != "PREFECT_API_URL"} | {"GENREFLOW_HOME": str(home)}
+    serve = [*GENREFLOW, "serve", "--store", str(tmp_path / "store"), "--source", str(tmp_path / "lib")]
+    for flags, named in ((["--cron", "0 25 * * *"], "hour '25'"), (["--timezone", "Mars/Olympus"], "Mars/Olympus")):
+        done = subprocess.run([*serve, *flags], env=env, capture_output=True, text=True, timeout=60)
+        assert done.returncode == 2 and done.stderr.count("\n") == 1 and named in done.stderr, done.stderr
+    assert not home.exists()  # no local Prefect server was started
