@@ -30,6 +30,7 @@ bench: setup
 	$(BIN)/genreflow bench ingest --tracks 2000
 	$(BIN)/genreflow bench train
 	$(BIN)/genreflow bench score --tracks 1000
+	$(BIN)/genreflow bench nightly --tracks 2000
 
 clean:
 	rm -rf demo-output .pytest_cache
