@@ -37,7 +37,7 @@ def describe_ingest(summary: IngestSummary) -> str:
         f"ingest {summary.run_id}: {summary.listed} listed in {summary.source} ({summary.dataset}), "
         f"{summary.selected} new or changed",
         f"  ok {counts.get('ok', 0)}, failed {counts.get('failed', 0)}, skipped {counts.get('skipped', 0)}, "
-        f"not processed {len(summary.unprocessed)}; {summary.wall_s:.1f} s",
+        f"removed {counts.get('removed', 0)}, not processed {len(summary.unprocessed)}; {summary.wall_s:.1f} s",
         f"  store: {summary.store} (features: {', '.join(summary.feature_sets)})",
     ]
     lines += [f"  failed: {f.uri}: {f.reason}" for f in summary.failures]

@@ -48,7 +48,7 @@ def test_a_broken_symlink_says_so(tmp_path):
     assert _reason(tmp_path / "link.wav") == f"broken symbolic link: its target {tmp_path / 'gone.wav'} does not exist"
 
 
-def test_files_without_an_extension_are_listed_and_decoded_by_content(tmp_path):
+def test_unlabelled_files_without_an_extension_are_listed_and_decoded_by_content(tmp_path):
     (tmp_path / "lib").mkdir()
     sf.write(tmp_path / "lib/track01", tone(2), 22050, format="WAV")
     (tmp_path / "lib/.DS_Store").write_bytes(b"\0\0\0\1Bud1")
@@ -56,6 +56,14 @@ def test_files_without_an_extension_are_listed_and_decoded_by_content(tmp_path):
     catalogue = scan_catalogue(str(tmp_path / "lib"), dataset="unlabelled")
     assert [uri.rsplit("/", 1)[1] for uri in catalogue["uri"]] == ["track01"]
     assert _reason(tmp_path / "lib/track01") is None
+    (tmp_path / "lib/rock").mkdir()
+    (tmp_path / "lib/jazz").mkdir()
+    sf.write(tmp_path / "lib/rock/a.wav", tone(1), 22050)
+    sf.write(tmp_path / "lib/jazz/b.wav", tone(1), 22050)
+    (tmp_path / "lib/track01").rename(tmp_path / "LICENSE")  # a folder per label, a licence beside it
+    (tmp_path / "lib/LICENSE").write_text("CC-BY")
+    folders = scan_catalogue(str(tmp_path / "lib"))  # auto: still a folder per label
+    assert sorted(folders["label"]) == ["jazz", "rock"]
 
 
 def test_a_source_spelled_with_dot_dot_is_the_same_source(tmp_path):

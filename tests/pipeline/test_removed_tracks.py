@@ -77,3 +77,29 @@ def test_a_deleted_duplicate_does_not_retire_the_original():
         _row("/lib/copy.wav", "sha256:x", "removed", at=2),
     )
     assert list(current_tracks(manifest)["uri"]) == ["/lib/a.wav"]
+
+
+@pytest.mark.parametrize("change", ["deleted", "edited"])
+def test_the_copy_of_a_deleted_or_edited_original_takes_its_track_over(change):
+    """`b.wav` was skipped as a duplicate of `a.wav`; once `a.wav` is gone or holds other audio, `b.wav`
+    is selected again and, committed, holds the track."""
+    manifest = _manifest(
+        _row("/lib/a.wav", "sha256:x", row=0),
+        _row("/lib/b.wav", "sha256:x", "skipped", at=1, error="duplicate of /lib/a.wav"),
+    )
+    listing = _catalogue("/lib/b.wav") if change == "deleted" else _catalogue("/lib/a.wav", "/lib/b.wav")
+    if change == "edited":
+        listing.loc[0, "source_version"] = "v2"
+    work = select_work(listing, manifest, feature_sets=[MEL128])
+    expected = {"/lib/b.wav": "restored"} | ({"/lib/a.wav": "changed"} if change == "edited" else {})
+    assert dict(zip(work["uri"], work["reason"], strict=True)) == expected
+    removed = vanished(listing, manifest, source="/lib", run_id="r2")
+    arrived = [_row("/lib/b.wav", "sha256:x", at=2, row=2)]
+    if change == "edited":
+        arrived.insert(0, _row("/lib/a.wav", "sha256:y", at=2, row=1))
+    committed = mark_duplicates([*removed, *arrived], manifest)
+    assert {r["uri"]: r["status"] for r in committed}["/lib/b.wav"] == "ok"
+    after = _manifest(*manifest.to_dict("records"), *committed)
+    assert sorted(current_tracks(after)["track_id"]) == (
+        ["sha256:x"] if change == "deleted" else ["sha256:x", "sha256:y"]
+    )

@@ -91,6 +91,7 @@ def synthetic_catalogue(n_tracks: int, *, stored: float = 0.99) -> tuple[Any, An
     manifest = catalogue.iloc[:held].assign(
         track_id=[f"sha256:{i:020x}" for i in range(held)],
         status="ok",
+        error=None,
         feature_sets=[["mel128", "musicnn96"]] * held,
         ingested_at=pd.Timestamp.now(tz="UTC"),
     )

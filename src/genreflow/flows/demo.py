@@ -15,6 +15,7 @@ def run_demo(settings: Settings, *, directory: Path) -> int:
     from genreflow.pipeline.demo import make_demo_catalogue
     from genreflow.pipeline.registry import promote
     from genreflow.pipeline.store import StoreLayout
+    from genreflow.pipeline.store.lease import acquire_lease
 
     catalogue = directory / "catalogue"
     if not (catalogue / "genres").exists():
@@ -29,7 +30,9 @@ def run_demo(settings: Settings, *, directory: Path) -> int:
 
     trained = run_train(settings)  # registered as the default model name, which `score` reads
     print(describe_training(trained))
-    print(f"production model: {promote(StoreLayout(store, settings.storage_options), str(trained.ref))}")
+    layout = StoreLayout(store, settings.storage_options)
+    with acquire_lease(layout, holder=f"promote {trained.ref}"):
+        print(f"production model: {promote(layout, str(trained.ref))}")
 
     scored = run_score(settings)
     print(describe_scoring(scored))

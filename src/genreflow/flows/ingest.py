@@ -79,7 +79,6 @@ def ingest_flow(
     if shard_size < 1:
         raise ParameterError(f"shard-size must be at least 1, got {shard_size}")
     layout = StoreLayout(store, dict(storage_options or {}))
-    catalogue = scan_source(source, dataset=dataset, fma_subset=fma_subset, storage_options=storage_options)
     phases: dict[str, float] = {}
     mark = started
 
@@ -88,12 +87,14 @@ def ingest_flow(
         now = time.perf_counter()
         phases[name], mark = now - mark, now
 
-    lap("scan_s")
-    detected = catalogue["dataset"].iloc[0] if len(catalogue) else dataset
-    window = ClipWindow(seconds=window_seconds(layout, window_s, detected), min_seconds=min_duration_s)
-
     run_id = new_run_id()
-    with holding_lease(layout, f"ingest {run_id}", wait_s=wait_s):  # recovery takes only dead runs' receipts
+    # Listed, diffed and committed under the lease: a run that waited for another sees what it wrote,
+    # and recovery only ever finds receipts of runs that died.
+    with holding_lease(layout, f"ingest {run_id}", wait_s=wait_s) as lease:
+        catalogue = scan_source(source, dataset=dataset, fma_subset=fma_subset, storage_options=storage_options)
+        lap("scan_s")
+        detected = catalogue["dataset"].iloc[0] if len(catalogue) else dataset
+        window = ClipWindow(seconds=window_seconds(layout, window_s, detected), min_seconds=min_duration_s)
         features = FeatureStore(layout)
         features.ensure(sets, window=window, channel_views=tuple(channel_views))
         recovered = recover_interrupted_runs(layout, features)
@@ -117,6 +118,7 @@ def ingest_flow(
             spec = ExtractionSpec(sets, window, tuple(channel_views))
             results, unprocessed = _run_shards(shards, spec, layout, settings=settings, show_progress=show_progress)
         lap("extract_s")
+        lease.ensure_held()  # a run that lost its lease (suspended past its expiry) commits nothing
         committed = commit_run(layout, features, run_id, removed + [row for r in results for row in r.rows])
         lap("commit_s")
 

@@ -10,6 +10,7 @@ from genreflow.infra.devices import DEVICES
 from genreflow.infra.logs import configure_environment
 from genreflow.infra.prefect_api import ensure_prefect_api
 from genreflow.infra.settings import Settings
+from genreflow.pipeline.errors import ParameterError
 from genreflow.pipeline.store import StoreLayout, require_store_root, require_tracks
 from genreflow.pipeline.training.config import DEFAULT_ARCHITECTURE, DEFAULT_MODEL_NAME, TrainConfig
 from genreflow.pipeline.uri import require_writable_folder
@@ -99,6 +100,11 @@ def run_train(
 
     store = _store(settings)
     get_architecture(backbone)  # an unknown name is refused before anything starts
+    if settings.cluster != "local":
+        raise ParameterError(
+            f"train runs in this process (its GPU if any) or on --dask-address's GPU worker, not on "
+            f"--cluster {settings.cluster}: ingest and score there, train where the GPU is"
+        )
     require_store_root(StoreLayout(store, settings.storage_options))
     require_tracks(StoreLayout(store, settings.storage_options))
     prepare(settings)
@@ -132,8 +138,6 @@ def run_train(
 
 
 def _store(settings: Settings) -> str:
-    from genreflow.pipeline.errors import ParameterError
-
     if not settings.store:
         raise ParameterError("--store (or GENREFLOW_STORE) is required")
     return settings.store

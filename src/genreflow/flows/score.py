@@ -21,6 +21,7 @@ from genreflow.pipeline.scoring.scorers import ModelInfo, describe_model, resolv
 from genreflow.pipeline.scoring.shard import ChunkScores, ScoreChunk
 from genreflow.pipeline.scoring.summary import ScoreSummary, summarise_scoring
 from genreflow.pipeline.store import StoreLayout, read_manifest
+from genreflow.pipeline.store.lease import StoreLease
 from genreflow.pipeline.store.scores import ScoresLayout, scored_tracks
 from genreflow.tasks.reports import publish_score_report
 from genreflow.tasks.score import (
@@ -62,7 +63,7 @@ def score_flow(
     """
     started = time.perf_counter()
     settings = Settings.coerce(settings)  # a deployment's parameters arrive as JSON
-    if threads is None and settings is not None and not settings.dask_address:  # local workers share the cores
+    if threads is None and settings is not None and not settings.dask_address and settings.cluster == "local":
         threads = cpu_threads_per_worker(settings.workers)
     spec = ScoreSpec(full_track=full_track, hop_s=hop_s, batch_size=batch_size, threads=threads)
     if not 0 <= threshold <= 1:
@@ -75,22 +76,25 @@ def score_flow(
     scores = ScoresLayout(out or layout.scores, dict(storage_options or {}))
     if isinstance(tracks, str) and tracks not in MODES:
         tracks = read_track_ids(tracks, storage_options=storage_options)
-    plan = plan_scoring(
-        read_manifest(layout),
-        scored_tracks(scores, ref.name, ref.version),
-        feature_sets=info.inputs,
-        tracks=tracks,
-        chunk_size=chunk_size,
-    )
-    planned_s = time.perf_counter() - started
-    with holding_lease(layout, f"score {ref}", wait_s=wait_s):
+    with holding_lease(layout, f"score {ref}", wait_s=wait_s) as lease:  # planned under it: no ingest between
+        plan = plan_scoring(
+            read_manifest(layout),
+            scored_tracks(scores, ref.name, ref.version),
+            feature_sets=info.inputs,
+            tracks=tracks,
+            chunk_size=chunk_size,
+        )
+        planned_s = time.perf_counter() - started
+        lease.ensure_held()
         retired = retire_scores(scores, info, plan.retire) if plan.retire else 0
         results, crashed = (
             ([], [])
             if not plan.chunks
-            else _run_chunks(plan.chunks, spec, layout, scores, info, settings=settings, show_progress=show_progress)
-        )
+            else _run_chunks(plan.chunks, spec, layout, scores, info, lease=lease, settings=settings,
+                             show_progress=show_progress)
+        )  # fmt: skip
         attempted = [f for r in results for f in r.failures] + crashed
+        lease.ensure_held()
         failures = record_failures_task(scores, ref, plan.failures, attempted, plan.chunks)
     summary = summarise_scoring(
         info,
@@ -119,6 +123,7 @@ def _run_chunks(
     scores: ScoresLayout,
     info: ModelInfo,
     *,
+    lease: StoreLease,
     settings: Settings | None,
     show_progress: bool,
 ) -> tuple[list[ChunkScores], list[dict[str, str]]]:
@@ -144,5 +149,6 @@ def _run_chunks(
             waiting[chunk.shard] -= 1
             if waiting[chunk.shard] == 0 and done.get(chunk.shard):
                 shard_chunks = sorted(done.pop(chunk.shard), key=lambda r: r.index)
+                lease.ensure_held()  # a run that lost its lease (suspended past its expiry) writes nothing more
                 write_scores(scores, info, chunk.shard, shard_chunks, scored_at)
     return results, crashed

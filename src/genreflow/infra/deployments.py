@@ -8,10 +8,8 @@ Prefect at module level, so the CLI can check a cron expression and a timezone b
 is prepared (Prefect reads its settings on import).
 
 Deployments carry JSON parameters. ``settings`` goes as a plain object (:func:`settings_parameter`),
-and :func:`serve` hands Prefect's runner copies of the flows that validate their parameters, so
-Prefect's own pydantic validation turns it back into a :class:`~genreflow.infra.settings.Settings`
-(``home`` a ``Path``) in the flow run. (``prefect.serve(*deployments)`` would not: its runner imports
-each flow again from its entrypoint, and the flows skip validation when the CLI calls them.)
+and the flows make a :class:`~genreflow.infra.settings.Settings` of it again (``Settings.coerce``:
+``home`` a ``Path``) in the flow run.
 """
 
 from __future__ import annotations

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -64,6 +65,9 @@ class Settings:
         if value is None or isinstance(value, Settings):
             return value
         fields = dict(value)
+        unknown = set(fields) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise ParameterError(f"settings: unknown keys {sorted(unknown)}")
         for name in ("home", "cluster_config"):
             if fields.get(name) is not None:
                 fields[name] = Path(fields[name])

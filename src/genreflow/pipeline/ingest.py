@@ -64,7 +64,8 @@ def select_work(
     failure is retried only with ``retry_failed``, since an unchanged corrupt file fails again).
     """
     wanted = {fs.name for fs in feature_sets}
-    last = latest_rows(manifest, by="uri")[["uri", "size_bytes", "source_version", "status", "feature_sets"]]
+    files = latest_rows(manifest, by="uri")
+    last = files[["uri", "size_bytes", "source_version", "status", "feature_sets", "error"]]
     merged = catalogue.merge(last, on="uri", how="left", suffixes=("", "_last"), indicator=True)
     seen = (merged.pop("_merge") == "both").to_numpy()
     same_file = _equal(merged["size_bytes"], merged["size_bytes_last"]) & _equal(
@@ -74,19 +75,33 @@ def select_work(
     lacks_sets = merged["feature_sets"].map(
         lambda sets: isinstance(sets, list | np.ndarray) and not wanted <= set(sets)
     )
+    orphaned = (status == "skipped") & ~_owner_stays(merged, files, catalogue, same_file)
     reason = np.select(
         [
             ~seen,
             status == "removed",  # back after it vanished: its old rows no longer count
+            orphaned,  # a duplicate whose original vanished or changed: this copy holds the track now
             ~same_file,
             (status == "failed") & retry_failed,
             (status == "ok") & lacks_sets.to_numpy(dtype=bool),
         ],
-        ["new", "restored", "changed", "retry", "features"],
+        ["new", "restored", "restored", "changed", "retry", "features"],
         default="",
     )
     work = catalogue.assign(reason=reason)
     return work[work["reason"] != ""].reset_index(drop=True)
+
+
+def _owner_stays(
+    merged: pd.DataFrame, files: pd.DataFrame, catalogue: pd.DataFrame, same_file: np.ndarray
+) -> np.ndarray:
+    """For rows whose newest state is ``skipped: duplicate of <owner>``: whether the owner is still
+    listed, unchanged, and still holds that content (its newest row ``ok``)."""
+    owners = merged["error"].fillna("").str.removeprefix("duplicate of ")
+    held = files[files["status"] == "ok"]["uri"]
+    listed = catalogue.assign(unchanged=same_file)
+    unchanged = set(listed.loc[listed["unchanged"], "uri"])
+    return (owners.isin(held) & owners.isin(unchanged)).to_numpy(dtype=bool)
 
 
 def vanished(
@@ -171,14 +186,18 @@ def commit_run(
 def mark_duplicates(rows: Sequence[dict[str, Any]], manifest: pd.DataFrame) -> list[dict[str, Any]]:
     """Rows with a content-hash id already live under another URI become ``skipped``.
 
-    ``removed`` rows free their id first (the caller puts them first): a file renamed in its source
-    keeps its track under the new name instead of being skipped as a duplicate of the vanished one.
+    ``removed`` rows free their id first (the caller puts them first), and a file re-ingested with new
+    content frees its old id: a file renamed in its source keeps its track under the new name, and
+    the copy of an edited or deleted original takes its track over, instead of being skipped as a
+    duplicate of content no file holds any more.
     """
     live: dict[str, str] = {}
     if len(manifest):
         current = latest_rows(manifest, by="uri")
         current = current[current["status"] == "ok"]
         live = dict(zip(current["track_id"], current["uri"], strict=True))
+    arriving = {row["uri"]: row["track_id"] for row in rows if row["status"] == "ok"}
+    live = {track: uri for track, uri in live.items() if arriving.get(uri, track) == track}  # edited: new id
     out = []
     for row in rows:
         row = dict(row)

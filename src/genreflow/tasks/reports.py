@@ -40,7 +40,7 @@ def ingest_markdown(summary: IngestSummary) -> str:
             f"- source: `{summary.source}` ({summary.dataset}), store: `{summary.store}`",
             f"- listed {summary.listed}, selected {summary.selected} (new or changed)",
             f"- ok {counts.get('ok', 0)}, failed {counts.get('failed', 0)}, skipped {counts.get('skipped', 0)}, "
-            f"not processed {len(summary.unprocessed)}",
+            f"removed {counts.get('removed', 0)}, not processed {len(summary.unprocessed)}",
             f"- wall {summary.wall_s:.1f} s, shard compute {summary.compute_s:.1f} s",
         ]
     )

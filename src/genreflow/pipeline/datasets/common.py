@@ -62,16 +62,19 @@ def source_uri(root: str, *, storage_options: Mapping[str, Any] | None = None) -
     return to_uri(fs, base.rstrip("/"))
 
 
-def _may_be_audio(path: str) -> bool:
-    """An audio extension, or none at all (decoded by its content, or failed with the reason); not
-    hidden extensionless files (``.DS_Store``) and not other formats (``cover.jpg``, ``notes.txt``)."""
+def _may_be_audio(path: str, *, extensionless: bool) -> bool:
+    """An audio extension, or with ``extensionless`` none at all (decoded by its content, or failed
+    with the reason); never hidden extensionless files (``.DS_Store``) nor other formats (``cover.jpg``)."""
     name = posixpath.basename(path)
     extension = posixpath.splitext(name)[1].lower()
-    return extension in AUDIO_EXTENSIONS or (extension == "" and not name.startswith("."))
+    return extension in AUDIO_EXTENSIONS or (extensionless and extension == "" and not name.startswith("."))
 
 
-def list_audio(root: str, *, storage_options: Mapping[str, Any] | None = None) -> list[AudioFile]:
-    """Every audio file under ``root`` (by extension, or without one), sorted by path.
+def list_audio(
+    root: str, *, storage_options: Mapping[str, Any] | None = None, extensionless: bool = False
+) -> list[AudioFile]:
+    """Every audio file under ``root`` by extension (and with ``extensionless``, files without one: a
+    drop of unlabelled files named by id), sorted by path.
 
     Raises
     ------
@@ -82,7 +85,7 @@ def list_audio(root: str, *, storage_options: Mapping[str, Any] | None = None) -
     found = fs.find(base, detail=True, withdirs=False)
     files = []
     for path, info in sorted(found.items()):
-        if not _may_be_audio(path):
+        if not _may_be_audio(path, extensionless=extensionless):
             continue
         version = info.get("ETag") or info.get("etag") or info.get("mtime") or info.get("LastModified")
         files.append(

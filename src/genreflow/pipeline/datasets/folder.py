@@ -41,7 +41,7 @@ def scan_unlabelled(root: str, *, storage_options: Mapping[str, Any] | None = No
     return catalogue_frame(
         [
             _record(audio, dataset="unlabelled", label=None)
-            for audio in list_audio(root, storage_options=storage_options)
+            for audio in list_audio(root, storage_options=storage_options, extensionless=True)
         ]
     )
 

@@ -48,8 +48,6 @@ def scan_gtzan(root: str, *, storage_options: Mapping[str, Any] | None = None) -
     records = []
     for audio in list_audio(genre_dir, storage_options=storage_options):
         match = _NAME.match(audio.relpath)
-        if match is None and "." not in posixpath.basename(audio.relpath):
-            continue  # no extension (a README): GTZAN's tracks all have one
         if match is None:
             raise CatalogueError(f"{audio.uri}: not a GTZAN name (<genre>/<genre>.000NN.<ext>)")
         stem = f"{match['genre']}.{match['number']}"

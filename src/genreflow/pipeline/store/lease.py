@@ -1,6 +1,7 @@
 """One writing run at a time on a store: a lease held as ``<root>/lease.json``.
 
-Every command that writes a store takes the lease first and keeps it for the whole run; readers
+Every command that writes a store takes the lease before it writes (ingest before it lists, score
+before it plans, train only to register) and checks it is still held before each write; readers
 never need it. The lock is created exclusively, so of two runs starting together exactly one gets it:
 
 - **locally** the JSON is written to a temporary file and hard-linked to ``lease.json`` (``link``
