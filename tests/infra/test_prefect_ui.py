@@ -11,6 +11,8 @@ import json
 import os
 import shutil
 import subprocess
+import time
+import urllib.error
 import urllib.request
 import uuid
 from pathlib import Path
@@ -44,16 +46,27 @@ def local_server(tmp_path_factory: pytest.TempPathFactory):
 
 
 def _get_json(url: str) -> dict:
-    with urllib.request.urlopen(url, timeout=HTTP_TIMEOUT_S) as response:
-        return json.loads(response.read())
+    return _json_of(urllib.request.Request(url))
 
 
 def _post_json(url: str, payload: dict) -> dict:
-    request = urllib.request.Request(
+    return _json_of(urllib.request.Request(
         url, data=json.dumps(payload).encode(), headers={"Content-Type": "application/json"}, method="POST"
-    )
-    with urllib.request.urlopen(request, timeout=HTTP_TIMEOUT_S) as response:
-        return json.loads(response.read())
+    ))  # fmt: skip
+
+
+def _json_of(request: urllib.request.Request, *, attempts: int = 10) -> dict:
+    """The JSON answer, trying again while the server answers 503: a freshly started Prefect server on
+    a busy 2-core machine answered one (its database still busy) in a CI run, a moment later it did not."""
+    for attempt in range(attempts):
+        try:
+            with urllib.request.urlopen(request, timeout=HTTP_TIMEOUT_S) as response:
+                return json.loads(response.read())
+        except urllib.error.HTTPError as error:
+            if error.code != 503 or attempt == attempts - 1:
+                raise
+            time.sleep(1.0)
+    raise AssertionError("unreachable")
 
 
 def test_ui_settings_name_the_servers_own_api(local_server):
