@@ -38,8 +38,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     option(parser, "--shard-size", type=positive_int, help="tracks per task",
            default_from=lambda: defaults.DEFAULT_SHARD_SIZE)  # fmt: skip
     option(parser, "--window-s", type=positive_float,
-           help="seconds stored per track (the centred window; UrbanSound8K: 4)",
-           default_from=lambda: defaults.DEFAULT_WINDOW_S)  # fmt: skip
+           help="seconds stored per track, the centred window (default: the store's; for a new store "
+                f"{defaults.DEFAULT_WINDOW_S:g}, or the dataset's own: UrbanSound8K's clips are shorter)")  # fmt: skip
     option(parser, "--min-duration-s", type=non_negative_float, help="shorter tracks fail",
            default_from=lambda: defaults.DEFAULT_MIN_DURATION_S)  # fmt: skip
     option(parser, "--channel-views", type=names, metavar="VIEWS",
