@@ -62,3 +62,31 @@ def test_configs_hash_their_parameters_and_names_resolve():
         get_feature_set("mfcc")
     with pytest.raises(ParameterError, match="expects audio at 22050"):
         MEL128.compute(tone(1, sr=16000), sr=16000)
+
+
+@pytest.mark.parametrize("fs", [MEL128, MUSICNN96, WAVELET], ids=lambda fs: fs.name)
+@pytest.mark.parametrize("audio_s", [0.01, 1.3, 3.97, 4.0, 5.5])  # tiny, short, audio reaching the end, full, longer
+def test_a_window_holds_the_same_values_as_the_padded_signal(fs, audio_s):
+    """Skipping the frames of padding changes no stored value (the window is 4 s here)."""
+    rng = np.random.default_rng(5)
+    samples = (0.3 * rng.standard_normal(round(audio_s * fs.sample_rate))).astype(np.float32)
+    size = 4 * fs.sample_rate
+    padded = np.pad(samples, (0, max(0, size - samples.shape[0])))[:size]
+    np.testing.assert_array_equal(
+        fs.compute_window(samples, sr=fs.sample_rate, size=size), fs.compute(padded, sr=fs.sample_rate)
+    )
+
+
+def test_a_short_clip_costs_what_it_holds(monkeypatch):
+    """A 15-s clip in a 30-s window transforms half the frames of a 30-s one."""
+    import scipy.fft
+
+    transformed = []
+    rfft = scipy.fft.rfft
+    monkeypatch.setattr(scipy.fft, "rfft", lambda x, *a, **k: transformed.append(x.shape[0]) or rfft(x, *a, **k))
+    size = 30 * MEL128.sample_rate
+    for seconds in (30, 15):
+        transformed.clear()
+        MEL128.compute_window(np.ones(seconds * MEL128.sample_rate, np.float32), sr=MEL128.sample_rate, size=size)
+        frames = sum(transformed)
+        assert frames == MEL128.n_frames(size) if seconds == 30 else frames <= MEL128.n_frames(size) // 2 + 3

@@ -21,7 +21,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from .audio import ClipWindow, DecodedClip, decode_clip, fit_length, resample
+from .audio import ClipWindow, DecodedClip, decode_clip, resample
 from .errors import DecodeError, GenreflowError
 from .features import FeatureSet
 from .store import FeatureWriter, RowRange, StoreLayout
@@ -127,8 +127,8 @@ def compute_features(clip: DecodedClip, spec: ExtractionSpec) -> dict[str, np.nd
             key = (view, fs.sample_rate)
             if key not in resampled:
                 signal = resample(clip.view(view), orig_sr=clip.sample_rate, target_sr=fs.sample_rate)
-                resampled[key] = fit_length(np.ascontiguousarray(signal, dtype=np.float32), size=size)
-            views.append(fs.compute(resampled[key], sr=fs.sample_rate))
+                resampled[key] = np.ascontiguousarray(signal, dtype=np.float32)
+            views.append(fs.compute_window(resampled[key], sr=fs.sample_rate, size=size))
         out[fs.name] = np.stack(views)
     return out
 

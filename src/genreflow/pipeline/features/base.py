@@ -11,6 +11,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from ..audio import fit_length
 from ..errors import ParameterError
 
 
@@ -47,6 +48,14 @@ class FeatureSet(ABC):
         -------
         np.ndarray, float32 [shape=(n_bins, n_frames(n))]
         """
+
+    def compute_window(self, samples: np.ndarray, *, sr: int, size: int) -> np.ndarray:
+        """Features of ``samples`` zero-padded (or cut) to ``size`` samples: a stored window.
+
+        The same values as ``compute(fit_length(samples, size))``; sets that know what their frames
+        of padding hold override it to skip computing them, so a short clip costs what it holds.
+        """
+        return self.compute(fit_length(samples, size=size), sr=sr)
 
     def n_frames(self, n_samples: int) -> int:
         """Frames produced for ``n_samples`` (centred frames, one every ``hop_length``)."""

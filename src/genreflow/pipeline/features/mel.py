@@ -13,11 +13,13 @@ from typing import ClassVar, Literal
 
 import numpy as np
 import scipy.fft
+import scipy.sparse
 from numpy.lib.stride_tricks import sliding_window_view
 
+from ..audio import fit_length
 from .base import FeatureSet
 
-FRAMES_PER_BLOCK = 512  # frames transformed at once: bounded memory for any clip length
+BLOCK_BYTES = 512 * 2**10  # frames transformed at once: 64 of 2,048 samples, in the CPU cache (measured)
 
 
 @dataclass(frozen=True)
@@ -45,22 +47,61 @@ class MelSpectrogram(FeatureSet):
 
     def compute(self, samples: np.ndarray, *, sr: int) -> np.ndarray:
         self._check_input(samples, sr)
-        power = self.power(samples)
+        return self._compress(self.power(samples))
+
+    def compute_window(self, samples: np.ndarray, *, sr: int, size: int) -> np.ndarray:
+        """Only the frames that see audio are transformed: the others see zeros only, so their power
+        is exactly 0 (as computing them would give)."""
+        self._check_input(samples, sr)
+        audio = min(samples.shape[0], size)
+        return self._compress(self.power(fit_length(samples, size=size), audio_samples=audio))
+
+    def _compress(self, power: np.ndarray) -> np.ndarray:
         if self.scale == "db":
             return 10.0 * np.log10(np.maximum(power, 1e-10), out=power)
         return np.log10(1.0 + 10000.0 * power, out=power)
 
-    def power(self, samples: np.ndarray) -> np.ndarray:
-        """Mel-band power of centred, Hann-windowed frames, float32 [shape=(n_mels, n_frames)]."""
-        padded = np.pad(samples, self.n_fft // 2, mode=self.pad_mode)
-        frames = sliding_window_view(padded, self.n_fft)[:: self.hop_length]
-        window = _hann(self.n_fft)
-        basis = mel_filterbank(self.sample_rate, self.n_fft, self.n_mels)
-        out = np.empty((self.n_mels, frames.shape[0]), dtype=np.float32)
-        for start in range(0, frames.shape[0], FRAMES_PER_BLOCK):
-            spectrum = scipy.fft.rfft(frames[start : start + FRAMES_PER_BLOCK] * window, axis=-1)
-            out[:, start : start + FRAMES_PER_BLOCK] = basis @ (spectrum.real**2 + spectrum.imag**2).T
+    def power(self, samples: np.ndarray, *, audio_samples: int | None = None) -> np.ndarray:
+        """Mel-band power of centred, Hann-windowed frames, float32 [shape=(n_mels, n_frames)].
+
+        ``audio_samples``: the samples after the first ``audio_samples`` are zero (padding); frames
+        holding none of the audio are set to 0 without being transformed.
+
+        The power goes straight into the FFT's output buffer, and the filterbank product is sparse
+        (each mel band spans a few FFT bins: 2,018 of 131,200 weights of mel128 are non-zero); frames
+        are transformed in blocks that stay in the CPU cache.
+        """
+        n_fft, hop = self.n_fft, self.hop_length
+        padded = np.pad(samples, n_fft // 2, mode=self.pad_mode)
+        frames = sliding_window_view(padded, n_fft)[::hop]
+        n_frames = frames.shape[0]
+        live = n_frames if audio_samples is None else _frames_with_audio(audio_samples, samples.shape[0], n_fft, hop)
+        window = _hann(n_fft)
+        basis = _sparse_filterbank(self.sample_rate, n_fft, self.n_mels)
+        out = np.zeros((self.n_mels, n_frames), dtype=np.float32)
+        block = max(16, BLOCK_BYTES // (4 * n_fft))
+        windowed = np.empty((block, n_fft), dtype=np.float32)
+        for start in range(0, live, block):
+            stop = min(start + block, live)
+            chunk = np.multiply(frames[start:stop], window, out=windowed[: stop - start])
+            parts = scipy.fft.rfft(chunk, axis=-1, overwrite_x=True).view(np.float32)  # real, imaginary pairs
+            np.square(parts, out=parts)
+            out[:, start:stop] = basis @ (parts[:, 0::2] + parts[:, 1::2]).T
         return out
+
+
+def _frames_with_audio(audio_samples: int, n_samples: int, n_fft: int, hop: int) -> int:
+    """How many leading centred frames hold any of the first ``audio_samples`` samples, or all frames
+    when the audio reaches the last ``n_fft`` samples (reflect padding mirrors it into the end)."""
+    n_frames = 1 + n_samples // hop
+    if audio_samples + n_fft >= n_samples:
+        return n_frames
+    return min(n_frames, (audio_samples + n_fft // 2 - 1) // hop + 1)
+
+
+@functools.lru_cache(maxsize=8)
+def _sparse_filterbank(sr: int, n_fft: int, n_mels: int) -> scipy.sparse.csr_array:
+    return scipy.sparse.csr_array(mel_filterbank(sr, n_fft, n_mels))
 
 
 @functools.lru_cache(maxsize=8)
