@@ -44,4 +44,4 @@ def s3_endpoint():
 def settings():
     from genreflow.infra.settings import Settings
 
-    return Settings(workers=2, home=HOME)
+    return Settings(workers=2, home=HOME, in_process_tracks=0)  # small test catalogues still meet real workers

@@ -146,6 +146,7 @@ def test_a_user_error_in_a_task_is_not_retried(tmp_path, settings):
     from prefect.client.schemas.filters import TaskRunFilter, TaskRunFilterName
     from prefect.client.schemas.sorting import TaskRunSort
 
+    from genreflow.flows.ingest import ingest_flow
     from genreflow.flows.runtime import run_ingest
     from genreflow.pipeline.errors import CatalogueError
 
@@ -153,8 +154,10 @@ def test_a_user_error_in_a_task_is_not_retried(tmp_path, settings):
     (tmp_path / "gtzan/train_filtered.txt").write_text("not a GTZAN name\n")
     for split in ("valid", "test"):
         (tmp_path / f"gtzan/{split}_filtered.txt").write_text("")
-    with pytest.raises(CatalogueError, match=r"train_filtered\.txt, line 1"):
+    with pytest.raises(CatalogueError, match=r"train_filtered\.txt, line 1"):  # found before any flow run
         run_ingest(settings, source=str(tmp_path / "gtzan"), store=str(tmp_path / "store"), show_progress=False)
+    with pytest.raises(CatalogueError, match=r"train_filtered\.txt, line 1"):  # and by the flow's own listing
+        ingest_flow(str(tmp_path / "gtzan"), str(tmp_path / "store"), settings=settings, show_progress=False)
     with get_client(sync_client=True) as client:
         [scan] = client.read_task_runs(task_run_filter=TaskRunFilter(name=TaskRunFilterName(like_="scan-source")),
                                        sort=TaskRunSort.EXPECTED_START_TIME_DESC, limit=1)  # fmt: skip

@@ -34,6 +34,28 @@ def make_clips(folder: Path, tracks: int, seconds: float, *, unique: int = UNIQU
     return paths
 
 
+def make_gtzan_wav(root: Path, tracks: int, seconds: float = 30.0, *, unique: int = UNIQUE_CLIPS) -> list[Path]:
+    """``tracks`` GTZAN-format files (22,050 Hz mono 16-bit WAV in ``genres/<genre>/<genre>.000NN.wav``):
+    the data most users start with. Up to ``unique`` are synthesized; the others copy one with its
+    last sample changed, so every file has its own bytes (and content-hash id) and decodes alike."""
+    genres = list(STYLES)
+    paths: list[Path] = []
+    for i in range(tracks):
+        genre = genres[i % len(genres)]
+        path = root / "genres" / genre / f"{genre}.{i // len(genres):05d}.wav"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if i < unique:
+                audio = synthesize(genre, seconds=seconds, rng=np.random.default_rng(i))
+                sf.write(path, 0.5 * audio, SR, subtype="PCM_16")
+            else:
+                data = bytearray(paths[i % unique].read_bytes())
+                data[-2:] = (i % 32768).to_bytes(2, "little")
+                path.write_bytes(bytes(data))
+        paths.append(path)
+    return paths
+
+
 def _id3_tag(index: int) -> bytes:
     """A minimal ID3v2.3 tag with one private frame; decoders skip it."""
     payload = b"genreflow-bench\x00" + index.to_bytes(4, "big")

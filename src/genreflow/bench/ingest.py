@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import shutil
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Sequence
@@ -14,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from genreflow.bench.baseline import serial_mel_baseline
-from genreflow.bench.clips import make_clips, synthetic_catalogue
+from genreflow.bench.clips import make_clips, make_gtzan_wav, synthetic_catalogue
 from genreflow.infra.settings import Settings
 from genreflow.pipeline.ingest import ShardRun
 
@@ -53,6 +56,66 @@ def bench_ingest(settings: Settings, *, tracks: int, seconds: float, directory: 
         f"{tracks / ceiling_s:6.2f} tracks/s = {baseline_s / ceiling_s:4.2f}x baseline"
         f"\n  manifest diff (select_work) of a 100,000-track catalogue, 1 % new: {diff_s:.2f} s"
     )
+
+
+ALL_SETS = "mel128,musicnn96,wavelet"
+FIXED_COST_TRACKS = 10
+
+
+def bench_gtzan_wav(
+    settings: Settings, *, tracks: int, repeats: int, directory: Path | None, seconds: float = 30.0
+) -> str:
+    """Whole commands timed from outside on GTZAN-format WAV (22,050 Hz mono 16-bit), medians of
+    ``repeats`` paired rounds: the seeds' serial loop, the joblib loop on 2 processes, and genreflow
+    ingest (mel128; all three sets; the same again with nothing new; a 10-track catalogue, whose
+    time is the fixed cost of a run)."""
+    from genreflow.flows.runtime import prepare
+
+    prepare(settings)  # the Prefect server is up before anything is timed, as on any later night
+    workdir = Path(directory or tempfile.mkdtemp(prefix="genreflow-bench-"))
+    catalogue = workdir / "gtzan"
+    paths = make_gtzan_wav(catalogue, tracks, seconds)
+    make_gtzan_wav(workdir / "gtzan-small", FIXED_COST_TRACKS, seconds)
+    listing = workdir / "paths.txt"
+    listing.write_text("".join(f"{path}\n" for path in paths))
+    python, baseline = sys.executable, "genreflow.bench.baseline"
+    loops = workdir / "loop-output"
+
+    def ingest(source: str, store: str, sets: str) -> list[str]:
+        return [python, "-m", "genreflow.cli", "ingest", str(workdir / source), "--store", str(workdir / store),
+                "--features", sets, "--workers", "2", "--dataset", "unlabelled"]  # fmt: skip
+
+    rounds = {  # label -> (command, folder it writes afresh, or None to keep it)
+        "serial loop": ([python, "-m", baseline, "serial", str(listing), str(loops)], loops),
+        "joblib loop, 2 processes": ([python, "-m", baseline, "joblib", str(listing), str(loops)], loops),
+        "genreflow mel128, 2 workers": (ingest("gtzan", "store-mel", "mel128"), workdir / "store-mel"),
+        "genreflow 3 sets, 2 workers": (ingest("gtzan", "store-all", ALL_SETS), workdir / "store-all"),
+        "genreflow again, nothing new": (ingest("gtzan", "store-mel", "mel128"), None),
+        f"genreflow {FIXED_COST_TRACKS} tracks (fixed cost)": (
+            ingest("gtzan-small", "store-small", "mel128"), workdir / "store-small"),
+    }  # fmt: skip
+    env = {**os.environ, "GENREFLOW_HOME": str(settings.home)}
+    times: dict[str, list[float]] = {label: [] for label in rounds}
+    for _ in range(repeats):
+        for label, (command, fresh) in rounds.items():
+            if fresh is not None:
+                shutil.rmtree(fresh, ignore_errors=True)
+            started = time.perf_counter()
+            subprocess.run(command, check=True, env=env, stdout=subprocess.DEVNULL)
+            times[label].append(time.perf_counter() - started)
+    medians = {label: statistics.median(values) for label, values in times.items()}
+    return _wav_report(tracks, seconds, medians, repeats)
+
+
+def _wav_report(tracks: int, clip_s: float, seconds: dict[str, float], repeats: int) -> str:
+    serial, joblib = seconds["serial loop"], seconds["joblib loop, 2 processes"]
+    lines = [f"genreflow bench ingest --catalogue gtzan-wav: {tracks} GTZAN-format files "
+             f"({clip_s:g} s, 22,050 Hz mono 16-bit WAV), whole commands, median of {repeats}"]  # fmt: skip
+    for label, value in seconds.items():
+        ratios = "" if "loop" in label or "nothing" in label or "fixed" in label else (
+            f"  = {joblib / value:4.2f}x the joblib loop, {serial / value:4.2f}x the serial loop")  # fmt: skip
+        lines.append(f"  {label:<34} {value:7.2f} s{ratios}")
+    return "\n".join(lines)
 
 
 def _shard_size(tracks: int, workers: int) -> int:

@@ -20,6 +20,7 @@ from genreflow.pipeline.ingest import (
     FailedTrack,
     IngestSummary,
     commit_run,
+    detected_dataset,
     new_run_id,
     plan_shards,
     recover_interrupted_runs,
@@ -66,9 +67,9 @@ def ingest_flow(
 
     Listing, diffing and committing run in this process; the shards run on the Dask workers that
     ``settings`` describe (a local cluster, or an existing scheduler), started only when there is
-    work, so a night with nothing new costs no worker start. ``settings=None`` runs them in this
-    process's threads. The run holds the store's lease while it writes (waiting up to ``wait_s``
-    for another run's).
+    work, so a night with nothing new costs no worker start, and a small run needs none
+    (``Settings.decodes_in_process``: it runs on this process's threads, as ``settings=None`` does).
+    The run holds the store's lease while it writes (waiting up to ``wait_s`` for another run's).
 
     Returns the run's summary: counts per status and label, failures with reasons, tracks left
     unprocessed by a failed shard (selected again next run), per-shard timings and memory.
@@ -93,7 +94,7 @@ def ingest_flow(
     with holding_lease(layout, f"ingest {run_id}", wait_s=wait_s) as lease:
         catalogue = scan_source(source, dataset=dataset, fma_subset=fma_subset, storage_options=storage_options)
         lap("scan_s")
-        detected = catalogue["dataset"].iloc[0] if len(catalogue) else dataset
+        detected = detected_dataset(catalogue, dataset)
         window = ClipWindow(seconds=window_seconds(layout, window_s, detected), min_seconds=min_duration_s)
         features = FeatureStore(layout)
         features.ensure(sets, window=window, channel_views=tuple(channel_views))
@@ -114,9 +115,13 @@ def ingest_flow(
         unprocessed: list[FailedTrack] = []
         if len(work):  # workers start only when there is something to decode
             row_start = features.allocate(len(work) * views)
+            in_process = settings is not None and settings.decodes_in_process(len(work))
+            if in_process:  # two shards side by side on this process's threads
+                shard_size = min(shard_size, -(-len(work) // 2))
             shards = plan_shards(work, run_id=run_id, row_start=row_start, rows_per_track=views, shard_size=shard_size)
             spec = ExtractionSpec(sets, window, tuple(channel_views))
-            results, unprocessed = _run_shards(shards, spec, layout, settings=settings, show_progress=show_progress)
+            runner = None if in_process else settings
+            results, unprocessed = _run_shards(shards, spec, layout, settings=runner, show_progress=show_progress)
         lap("extract_s")
         lease.ensure_held()  # a run that lost its lease (suspended past its expiry) commits nothing
         committed = commit_run(layout, features, run_id, removed + [row for r in results for row in r.rows])

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from genreflow.pipeline.errors import ParameterError
+from genreflow.pipeline.ingest_config import IN_PROCESS_TRACKS
 
 ENV = {
     "store": "GENREFLOW_STORE",
@@ -36,6 +37,7 @@ class Settings:
     verbose: bool = False
     cluster: str = "local"
     cluster_config: Path | None = None
+    in_process_tracks: int = IN_PROCESS_TRACKS  # local runs this small decode on the flow's threads
 
     @classmethod
     def resolve(cls, environ: Mapping[str, str] | None = None, **flags: Any) -> Settings:
@@ -72,6 +74,11 @@ class Settings:
             if fields.get(name) is not None:
                 fields[name] = Path(fields[name])
         return cls(**fields)
+
+    def decodes_in_process(self, tracks: int) -> bool:
+        """Whether a run with ``tracks`` to decode is better off on its own threads: no cluster was
+        given, and starting local worker processes would cost more than they save."""
+        return self.cluster == "local" and not self.dask_address and tracks <= self.in_process_tracks
 
     @property
     def storage_options(self) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .audio import ClipWindow
 from .datasets import DEFAULT_WINDOW_S as DATASET_WINDOW_S
 from .errors import CatalogueError, ParameterError, StoreError
 from .extract import Shard, ShardResult, TrackRef
@@ -25,6 +26,7 @@ from .ingest_config import DEFAULT_WINDOW_S
 from .store import (
     FeatureStore,
     StoreLayout,
+    holds,
     latest_rows,
     read_manifest,
     read_parquet_dir,
@@ -48,6 +50,41 @@ def window_seconds(layout: StoreLayout, requested: float | None, dataset: str) -
         return float(store_attrs(layout)["window_s"])
     except (StoreError, KeyError):  # no store yet, or one made before settings were recorded
         return DATASET_WINDOW_S.get(dataset, DEFAULT_WINDOW_S)
+
+
+def detected_dataset(catalogue: pd.DataFrame, requested: str) -> str:
+    """The layout the listing recognised (``auto`` resolved), or the requested one for an empty listing."""
+    return str(catalogue["dataset"].iloc[0]) if len(catalogue) else requested
+
+
+def up_to_date(
+    layout: StoreLayout,
+    catalogue: pd.DataFrame,
+    *,
+    source: str,
+    dataset: str,
+    feature_sets: Sequence[FeatureSet],
+    window_s: float | None,
+    min_duration_s: float,
+    channel_views: Sequence[str],
+    retry_failed: bool,
+) -> bool:
+    """Whether an ingest run of ``catalogue`` (listed from ``source``) would change nothing.
+
+    Read-only and without the lease, so a night with nothing new costs a listing and a manifest read
+    instead of a flow run: the store exists with these settings, no run's receipts wait to be
+    committed (another run may be writing), nothing is new, changed or gone. Any other answer is
+    ``False``, and the flow decides under the lease (and reports any error in the request).
+    """
+    window = ClipWindow(
+        seconds=window_seconds(layout, window_s, detected_dataset(catalogue, dataset)), min_seconds=min_duration_s
+    )
+    if not holds(layout, feature_sets, window=window, channel_views=channel_views) or _run_dirs(layout):
+        return False
+    manifest = read_manifest(layout)
+    if len(select_work(catalogue, manifest, feature_sets=feature_sets, retry_failed=retry_failed)):
+        return False
+    return not vanished(catalogue, manifest, source=source, run_id="", allow_empty_source=True)
 
 
 def select_work(
@@ -220,13 +257,9 @@ def recover_interrupted_runs(layout: StoreLayout, store: FeatureStore) -> dict[s
     finished stay unused and those tracks are simply selected again as new. Call it holding the
     store's lease: then every run with receipts is one that died.
     """
-    fs, runs = filesystem(layout.runs, layout.storage_options)
-    if not fs.isdir(runs):
-        return {}
     recovered: dict[str, list[dict[str, Any]]] = {}
-    for run_dir in sorted(fs.ls(runs, detail=False)):
-        run_id = run_dir.rstrip("/").rsplit("/", 1)[-1]
-        part = filesystem(layout.manifest_part(run_id), layout.storage_options)[1]
+    for run_id in _run_dirs(layout):
+        fs, part = filesystem(layout.manifest_part(run_id), layout.storage_options)
         if fs.exists(part):
             _clear_run(layout, run_id)  # committed, only the clean-up was lost
             continue
@@ -235,6 +268,14 @@ def recover_interrupted_runs(layout: StoreLayout, store: FeatureStore) -> dict[s
         ).to_pylist()
         recovered[run_id] = commit_run(layout, store, run_id, receipts)
     return recovered
+
+
+def _run_dirs(layout: StoreLayout) -> list[str]:
+    """Ids of the runs whose receipts wait in ``runs/`` (being written, or left by a crash)."""
+    fs, runs = filesystem(layout.runs, layout.storage_options)
+    if not fs.isdir(runs):
+        return []
+    return sorted(path.rstrip("/").rsplit("/", 1)[-1] for path in fs.ls(runs, detail=False))
 
 
 def _clear_run(layout: StoreLayout, run_id: str) -> None:

@@ -10,6 +10,9 @@ from __future__ import annotations
 # defaults fit together. A test checks the default model's inputs stay inside this set.
 DEFAULT_FEATURE_SETS = ("mel128", "musicnn96")
 DEFAULT_SHARD_SIZE = 128  # tracks per task: the unit of fan-out, retry and Zarr writes
+# Runs with at most this many tracks to decode are decoded in the flow's own process (two shards on
+# threads) instead of starting local worker processes, whose start-up costs more than they save.
+IN_PROCESS_TRACKS = 64
 DEFAULT_WINDOW_S = 30.0  # the centred window stored per track (UrbanSound8K's adapter asks for 4 s)
 DEFAULT_MIN_DURATION_S = 1.0  # shorter tracks fail rather than being stored as mostly padding
 DEFAULT_CHANNEL_VIEWS = ("mid",)  # rows per track; seed 002's split stores mid, left, right

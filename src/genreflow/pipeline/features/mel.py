@@ -9,15 +9,16 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from typing import ClassVar, Literal
+from typing import TYPE_CHECKING, ClassVar, Literal
 
 import numpy as np
-import scipy.fft
-import scipy.sparse
 from numpy.lib.stride_tricks import sliding_window_view
 
 from ..audio import fit_length
 from .base import FeatureSet
+
+if TYPE_CHECKING:
+    import scipy.sparse
 
 BLOCK_BYTES = 512 * 2**10  # frames transformed at once: 64 of 2,048 samples, in the CPU cache (measured)
 
@@ -71,6 +72,8 @@ class MelSpectrogram(FeatureSet):
         (each mel band spans a few FFT bins: 2,018 of 131,200 weights of mel128 are non-zero); frames
         are transformed in blocks that stay in the CPU cache.
         """
+        import scipy.fft  # here, not at import: a run with nothing to compute never loads scipy
+
         n_fft, hop = self.n_fft, self.hop_length
         padded = np.pad(samples, n_fft // 2, mode=self.pad_mode)
         frames = sliding_window_view(padded, n_fft)[::hop]
@@ -101,6 +104,8 @@ def _frames_with_audio(audio_samples: int, n_samples: int, n_fft: int, hop: int)
 
 @functools.lru_cache(maxsize=8)
 def _sparse_filterbank(sr: int, n_fft: int, n_mels: int) -> scipy.sparse.csr_array:
+    import scipy.sparse
+
     return scipy.sparse.csr_array(mel_filterbank(sr, n_fft, n_mels))
 
 

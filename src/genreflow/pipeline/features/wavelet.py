@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
-import scipy.fft
 
 from .base import FeatureSet
 
@@ -59,6 +58,8 @@ class MorletScalogram(FeatureSet):
         return self.fmin * 2.0 ** (np.arange(self.n_bins) / self.bins_per_octave)
 
     def compute(self, samples: np.ndarray, *, sr: int) -> np.ndarray:
+        import scipy.fft  # here, not at import: a run with nothing to compute never loads scipy
+
         self._check_input(samples, sr)
         n_samples = samples.shape[0]
         bands = _filterbank(self, n_samples)
@@ -100,6 +101,8 @@ class _Band:
 @functools.lru_cache(maxsize=8)
 def _filterbank(config: MorletScalogram, n_samples: int) -> tuple[_Band, ...]:
     """Per-scale weights and pooling maps; clips share one length, so this is built once."""
+    import scipy.fft
+
     sr, hop = config.sample_rate, config.hop_length
     n_fft = _padded_length(n_samples)
     n_frames = config.n_frames(n_samples)

@@ -8,7 +8,7 @@
     <root>/runs/<run_id>/shard-*.parquet     receipts of a run not yet committed (crash recovery)
 """
 
-from .features import FeatureStore, FeatureWriter, RowRange, open_features, read_rows, store_attrs
+from .features import FeatureStore, FeatureWriter, RowRange, holds, open_features, read_rows, store_attrs
 from .layout import StoreLayout
 from .manifest import (
     MANIFEST_SCHEMA,
@@ -29,6 +29,7 @@ __all__ = [
     "RowRange",
     "StoreLayout",
     "current_tracks",
+    "holds",
     "latest_rows",
     "open_features",
     "read_manifest",

@@ -52,6 +52,26 @@ def open_features(layout: StoreLayout, *, mode: str = "r") -> zarr.Group:
         raise StoreError(f"{layout.features}: no feature store here (run `genreflow ingest` first)") from error
 
 
+def holds(
+    layout: StoreLayout, feature_sets: Sequence[FeatureSet], *, window: ClipWindow, channel_views: Sequence[str]
+) -> bool:
+    """Whether the store exists with these settings and every set with the same config: what
+    :meth:`FeatureStore.ensure` would accept without creating or changing anything. Read-only."""
+    try:
+        group = open_features(layout, mode="r")
+    except StoreError:
+        return False
+    attrs = _store_attrs(window, channel_views)
+    if TRACK_ID not in group or {k: group.attrs.get(k) for k in attrs} != attrs:
+        return False
+    return all(fs.name in group and group[fs.name].attrs.get("config_hash") == fs.config_hash for fs in feature_sets)
+
+
+def _store_attrs(window: ClipWindow, channel_views: Sequence[str]) -> dict[str, Any]:
+    """The settings a store is made with; every later run must ask for the same."""
+    return {"format": FORMAT_VERSION, "window_s": window.seconds, "channel_views": list(channel_views)}
+
+
 class FeatureStore:
     """The flow's handle on the arrays: declares feature sets, checks configs, allocates rows."""
 
@@ -79,7 +99,7 @@ class FeatureStore:
         unknown = set(channel_views) - set(CHANNEL_VIEWS)
         if unknown or not channel_views:
             raise ParameterError(f"channel views must be a subset of {CHANNEL_VIEWS}, got {list(channel_views)}")
-        attrs = {"format": FORMAT_VERSION, "window_s": window.seconds, "channel_views": list(channel_views)}
+        attrs = _store_attrs(window, channel_views)
         if TRACK_ID not in self.group:
             self.group.attrs.update(attrs)
             self.group.create_array(TRACK_ID, shape=(0,), chunks=(ID_CHUNK,), dtype=str, fill_value="")
