@@ -2,7 +2,9 @@
 
 A version folder is complete once its ``card.json`` exists (written last), so a crash mid-way
 never lists a half-written model. Versions are UTC timestamps, so they sort in creation order.
-Models load with Keras' safe mode: a model file cannot run arbitrary code.
+Models load with Keras' safe mode: a model file cannot run arbitrary code. A file whose config holds
+code is refused earlier too, when its version is resolved (:func:`require_safe_model`, no TensorFlow):
+``score`` plans and ``predict``, ``models show`` and ``promote`` stop with one line before any work.
 """
 
 from __future__ import annotations
@@ -11,10 +13,12 @@ import json
 import os
 import shutil
 import tempfile
+import zipfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from .errors import GenreflowError
 from .names import check_name, split_spec
@@ -23,6 +27,11 @@ from .training.config import PRODUCTION
 from .uri import filesystem, is_remote, join
 
 CARD = "card.json"
+MODEL = "model.keras"
+# Config entries that carry or fetch code: a Python lambda's bytecode, a Lambda layer (any function),
+# a TFSMLayer (a TensorFlow SavedModel's graph). Keras' safe mode refuses them on load; genreflow
+# builds none of them, so it refuses them before Keras is even imported.
+CODE_CLASSES = {"__lambda__": "a Python lambda", "Lambda": "a Lambda layer", "TFSMLayer": "a TFSMLayer"}
 
 
 class RegistryError(GenreflowError):
@@ -99,7 +108,28 @@ def resolve(layout: StoreLayout, spec: str) -> ModelRef:
         version = production or versions[-1]
     if version not in versions:
         raise RegistryError(f"{name}: no version {version!r}; versions: {', '.join(versions)}")
-    return ModelRef(name, version)
+    ref = ModelRef(name, version)
+    require_safe_model(layout, ref)
+    return ref
+
+
+def require_safe_model(layout: StoreLayout, ref: ModelRef) -> None:
+    """Raise unless the version's ``model.keras`` is a Keras archive whose config carries no code.
+
+    Reads only the archive's ``config.json`` (a few range requests on S3), without Keras.
+
+    Raises
+    ------
+    RegistryError
+        Naming the file and what in it is refused (or why it does not read).
+    """
+    source = join(layout.model_dir(ref.name, ref.version), MODEL)
+    fs, path = filesystem(source, layout.storage_options)
+    try:
+        with fs.open(path, "rb") as file:
+            _refuse_code(file, source)
+    except FileNotFoundError:
+        raise RegistryError(f"{source}: missing (the version has a card but no model)") from None
 
 
 def read_card(layout: StoreLayout, ref: ModelRef) -> dict[str, Any]:
@@ -129,23 +159,65 @@ def promote(layout: StoreLayout, spec: str) -> ModelRef:
 
 def load_model(layout: StoreLayout, ref: ModelRef) -> Any:
     """The registered Keras model, loaded in safe mode."""
-    source = join(layout.model_dir(ref.name, ref.version), "model.keras")
+    source = join(layout.model_dir(ref.name, ref.version), MODEL)
     if not is_remote(source):
         return load_keras_file(source)
     fs, path = filesystem(source, layout.storage_options)
     with tempfile.TemporaryDirectory(prefix="genreflow-model-") as tmp:
-        local = Path(tmp) / "model.keras"
+        local = Path(tmp) / MODEL
         fs.get_file(path, str(local))
         return load_keras_file(local)
 
 
 def load_keras_file(path: str | Path) -> Any:
-    """A ``.keras`` file in safe mode: no code from the file runs, only layers genreflow registers."""
+    """A ``.keras`` file in safe mode: no code from the file runs, only layers genreflow registers.
+
+    Raises
+    ------
+    RegistryError
+        The file holds code (:data:`CODE_CLASSES`), or Keras' safe mode refuses it; the message names
+        the file and Keras' reason in one line.
+    """
+    with open(path, "rb") as file:
+        _refuse_code(file, str(path))
     import keras
 
     from .models import blocks  # noqa: F401  registers the pretrained taggers' layers
 
-    return keras.saving.load_model(path, safe_mode=True)
+    try:
+        return keras.saving.load_model(path, safe_mode=True)
+    except (ValueError, TypeError) as error:  # safe mode's refusals, and configs Keras cannot rebuild
+        innermost = str(error).rsplit("Exception encountered:", 1)[-1]  # Keras nests one per enclosing layer
+        reason = " ".join(innermost.split()).split(". ")[0]
+        raise RegistryError(f"{path}: cannot load in Keras safe mode: {reason}") from None
+
+
+def _refuse_code(file: IO[bytes], source: str) -> None:
+    """Raise :class:`RegistryError` when the ``.keras`` archive ``file`` is unreadable or its config
+    holds one of :data:`CODE_CLASSES`."""
+    try:
+        with zipfile.ZipFile(file) as archive:
+            config = json.loads(archive.read("config.json"))
+    except (zipfile.BadZipFile, KeyError, ValueError) as error:
+        raise RegistryError(f"{source}: not a Keras model archive ({error})") from None
+    found = sorted({CODE_CLASSES[name] for name in _class_names(config) if name in CODE_CLASSES})
+    if found:
+        raise RegistryError(
+            f"{source}: refused: its config holds {' and '.join(found)}, code that would run on load "
+            "(genreflow loads models only in Keras safe mode)"
+        )
+
+
+def _class_names(node: Any) -> Iterator[str]:
+    """Every ``class_name`` in a Keras config, however deeply nested."""
+    if isinstance(node, dict):
+        if isinstance(node.get("class_name"), str):
+            yield node["class_name"]
+        for value in node.values():
+            yield from _class_names(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _class_names(value)
 
 
 def _read_production(fs: Any, name_dir: str) -> str | None:
