@@ -9,6 +9,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from genreflow.pipeline.embeddings.similar import SimilarResult
+    from genreflow.pipeline.embeddings.summary import EmbedSummary
     from genreflow.pipeline.ingest import IngestSummary
     from genreflow.pipeline.nightly import NightlySummary
     from genreflow.pipeline.scoring.summary import ScoreSummary
@@ -60,7 +62,7 @@ def describe_training(result: TrainResult) -> str:
 
 def _selection_lines(selection: dict[str, Any]) -> list[str]:
     lines = [
-        f"  grid lr={p['learning_rate']:g} batch={p['batch_size']}: valid accuracy {p['accuracy']:.3f}"
+        f"  grid lr={p['learning_rate']:g} batch={p['batch_size']} head={p['head']}: valid accuracy {p['accuracy']:.3f}"
         for p in selection.get("grid", [])
     ]
     if "chosen" in selection:
@@ -89,6 +91,37 @@ def describe_scoring(summary: ScoreSummary) -> str:
     return "\n".join(lines)
 
 
+def embed_exit_code(summary: EmbedSummary) -> int:
+    """1 when a track this run tried to embed failed, as for scoring."""
+    return EXIT_TRACKS_FAILED if summary.failed else EXIT_OK
+
+
+def describe_embed(summary: EmbedSummary) -> str:
+    index = summary.index
+    built = f"rebuilt in {index.seconds:.1f} s" if index.rebuilt else "unchanged"
+    lines = [
+        f"embed {summary.model}@{summary.version}: {summary.embedded} of {summary.selected} selected tracks embedded "
+        f"({summary.dim} values each), {summary.retired} retired, {summary.wall_s:.1f} s "
+        f"({summary.tracks_per_s:.2f} tracks/s)",
+        f"  index: {index.kind}, {index.tracks} tracks, {built}",
+        f"  embeddings: {summary.embeddings}/",
+    ]
+    shown = summary.failures[:FAILURES_SHOWN]
+    lines += [f"  not embedded: {f.track_id} {f.uri}: {f.reason}" for f in shown]
+    if len(summary.failures) > len(shown):
+        lines.append(f"  … {len(summary.failures) - len(shown)} more in {summary.embeddings}/_failures.csv")
+    return "\n".join(lines)
+
+
+def describe_similar(result: SimilarResult) -> str:
+    lines = [
+        f"tracks like {result.query} ({result.kind}), {result.model}@{result.version}, {result.index} index of "
+        f"{result.tracks} tracks, {result.seconds * 1000:.0f} ms",
+    ]
+    lines += [f"  {rank:2d}. {n.similarity:.4f}  {n.track_id}  {n.uri}" for rank, n in enumerate(result.neighbours, 1)]
+    return "\n".join(lines)
+
+
 def nightly_exit_code(summary: NightlySummary) -> int:
     return EXIT_TRACKS_FAILED if summary.failed else EXIT_OK
 
@@ -97,11 +130,13 @@ def describe_nightly(summary: NightlySummary) -> str:
     top = ", ".join(f"{label} {n}" for label, n in list(summary.labels.items())[:8])
     lines = [
         f"nightly on {summary.store}: {summary.new} new or changed, {summary.failed} failed, {summary.retired} "
-        f"retired, {summary.scored} scored; {summary.wall_s:.1f} s "
+        f"retired, {summary.scored} scored, {summary.embedded} embedded; {summary.wall_s:.1f} s "
         f"({', '.join(f'{phase} {seconds:.1f} s' for phase, seconds in summary.phases.items())})",
     ]
     if summary.scorings:
         lines.append(f"  top labels: {top or '-'}; {summary.below_threshold} below {summary.threshold:g}")
     lines += [describe_ingest(i) for i in summary.ingests]
     lines += [describe_scoring(s) for s in summary.scorings]
+    if summary.embedding:
+        lines.append(describe_embed(summary.embedding))
     return "\n".join(lines)

@@ -46,7 +46,7 @@ def test_nights_ingest_score_retire_and_cost_nothing_when_nothing_is_new(tmp_pat
     first = night()
     assert (first.new, first.failed, first.retired, first.scored) == (3, 0, 0, 3)
     assert set(first.ingests[0].feature_sets) >= {"mel128", "musicnn96"} and sum(first.labels.values()) == 3
-    assert len(started_runners) == 2  # ingest's shards and the scoring chunks
+    assert len(started_runners) == 1  # one set of workers for ingest's shards, the scoring and embedding chunks
     scores_dir = tmp_path / "store/scores" / f"model={TAGS}" / "version=musicnn-0.1.0"
 
     started_runners.clear()

@@ -10,11 +10,25 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
-from genreflow.cli import bench, demo, ingest, models, nightly, predict, score, serve, server, train
+from genreflow.cli import (
+    bench,
+    demo,
+    doctor,
+    embed,
+    ingest,
+    models,
+    nightly,
+    predict,
+    score,
+    serve,
+    server,
+    similar,
+    train,
+)
 from genreflow.cli.common import Parser, run
 from genreflow.console import EXIT_USAGE
 
-COMMANDS = (demo, ingest, train, models, score, predict, nightly, serve, bench, server)
+COMMANDS = (demo, ingest, train, models, score, predict, embed, similar, nightly, serve, bench, server, doctor)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator, Sequence
+from contextvars import ContextVar
 from typing import Any, Protocol, TypeVar
 
 from prefect import get_run_logger
@@ -23,13 +24,36 @@ class HasTracks(Protocol):
 Item = TypeVar("Item", bound=HasTracks)
 
 
+_SHARED: ContextVar[dict[str, Any] | None] = ContextVar("genreflow_shared_workers", default=None)
+
+
+@contextlib.contextmanager
+def shared_workers() -> Iterator[None]:
+    """Inside the block, the steps share one set of workers: started by the first step with work,
+    stopped when the block ends (a night pays one cluster start and TensorFlow import, not one a step)."""
+    with contextlib.ExitStack() as stack:
+        token = _SHARED.set({"stack": stack, "runner": None})
+        try:
+            yield
+        finally:
+            _SHARED.reset(token)
+
+
 @contextlib.contextmanager
 def workers(settings: Settings | None) -> Iterator[Any]:
     """A task runner for one step of a flow: the Dask workers ``settings`` describe, started on entry
-    and stopped on exit, so a flow that finds nothing to do starts none; ``None``: the flow's own."""
+    and stopped on exit (inside :func:`shared_workers`, kept for the next step), so a flow that
+    finds nothing to do starts none; ``None``: the flow's own."""
     if settings is None:
         context = FlowRunContext.get()
         yield context.task_runner
+        return
+    shared = _SHARED.get()
+    if shared is not None:
+        if shared["runner"] is None:
+            shared["runner"] = shared["stack"].enter_context(task_runner(settings))
+            get_run_logger().info("Dask dashboard: %s", dashboard_link(shared["runner"]))
+        yield shared["runner"]
         return
     with task_runner(settings) as runner:
         get_run_logger().info("Dask dashboard: %s", dashboard_link(runner))  # shown with --verbose

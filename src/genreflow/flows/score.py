@@ -1,13 +1,17 @@
-"""``genreflow score``: plan → retire superseded rows → map chunk tasks, write each file → failures → report."""
+"""``genreflow score``: plan → retire superseded rows → map chunk tasks, write each file → failures → report.
+
+:func:`write_outputs` is those steps for any per-track output; ``genreflow embed`` runs them too."""
 
 from __future__ import annotations
 
 import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import pandas as pd
 from prefect import flow, unmapped
 
 from genreflow.flows.leases import holding_lease
@@ -16,9 +20,9 @@ from genreflow.infra.devices import cpu_threads_per_worker
 from genreflow.infra.settings import Settings
 from genreflow.pipeline.errors import ParameterError
 from genreflow.pipeline.scoring.config import DEFAULT_MODEL, DEFAULT_THRESHOLD, MODES, ScoreSpec
-from genreflow.pipeline.scoring.plan import plan_scoring, read_track_ids
+from genreflow.pipeline.scoring.plan import ScorePlan, plan_scoring, read_track_ids
 from genreflow.pipeline.scoring.scorers import ModelInfo, describe_model, resolve_model
-from genreflow.pipeline.scoring.shard import ChunkScores, ScoreChunk
+from genreflow.pipeline.scoring.shard import WRITTEN_AT, ChunkScores, ScoreChunk
 from genreflow.pipeline.scoring.summary import ScoreSummary, summarise_scoring
 from genreflow.pipeline.store import StoreLayout, read_manifest
 from genreflow.pipeline.store.lease import StoreLease
@@ -77,43 +81,84 @@ def score_flow(
     if isinstance(tracks, str) and tracks not in MODES:
         tracks = read_track_ids(tracks, storage_options=storage_options)
     with holding_lease(layout, f"score {ref}", wait_s=wait_s) as lease:  # planned under it: no ingest between
-        plan = plan_scoring(
-            read_manifest(layout),
-            scored_tracks(scores, ref.name, ref.version),
-            feature_sets=info.inputs,
-            tracks=tracks,
-            chunk_size=chunk_size,
-        )
-        planned_s = time.perf_counter() - started
-        lease.ensure_held()
-        retired = retire_scores(scores, info, plan.retire) if plan.retire else 0
-        results, crashed = (
-            ([], [])
-            if not plan.chunks
-            else _run_chunks(plan.chunks, spec, layout, scores, info, lease=lease, settings=settings,
-                             show_progress=show_progress)
-        )  # fmt: skip
-        attempted = [f for r in results for f in r.failures] + crashed
-        lease.ensure_held()
-        failures = record_failures_task(scores, ref, plan.failures, attempted, plan.chunks)
+        run = write_outputs(layout, scores, info, spec, tracks=tracks, chunk_size=chunk_size, lease=lease,
+                            settings=settings, show_progress=show_progress)  # fmt: skip
     summary = summarise_scoring(
         info,
-        results,
-        attempted=attempted,
-        failures=failures,
+        run.results,
+        attempted=run.attempted,
+        failures=run.failures,
         threshold=threshold,
         mode="full-track" if full_track else "store",
         store=store,
         scores=scores.version_dir(ref.name, ref.version),
-        selected=plan.n_tracks,
-        unscorable=len(plan.failures),
-        retired=retired,
-        tasks=len(plan.chunks),
-        plan_s=planned_s,
+        selected=run.plan.n_tracks,
+        unscorable=len(run.plan.failures),
+        retired=run.retired,
+        tasks=len(run.plan.chunks),
+        plan_s=run.plan_s,
         wall_s=time.perf_counter() - started,
     )
     publish_score_report(summary)
     return summary
+
+
+@dataclass(frozen=True)
+class OutputsRun:
+    """What :func:`write_outputs` did: its plan, the chunks' results, the tracks tried that failed
+    (``attempted``), the failures table after the run, the rows retired, and seconds spent planning."""
+
+    plan: ScorePlan
+    results: list[ChunkScores]
+    attempted: list[dict[str, str]]
+    failures: pd.DataFrame
+    retired: int
+    plan_s: float
+
+    @property
+    def changed(self) -> bool:
+        """Whether any file of the version got or lost a row."""
+        return bool(self.retired or any(r.track_ids for r in self.results))
+
+
+def write_outputs(
+    layout: StoreLayout,
+    root: ScoresLayout,
+    info: ModelInfo,
+    spec: ScoreSpec,
+    *,
+    tracks: str | Sequence[str],
+    chunk_size: int | None,
+    lease: StoreLease,
+    settings: Settings | None,
+    show_progress: bool,
+) -> OutputsRun:
+    """The steps scores and embeddings share, under ``lease``: plan (the manifest against the rows
+    ``root`` holds for the version), retire superseded rows, score the chunks on the workers and
+    write each shard's file as its chunks come back (``spec.output`` decides what a track gets),
+    then bring the failures table up to date."""
+    started = time.perf_counter()
+    ref = info.ref
+    plan = plan_scoring(
+        read_manifest(layout),
+        scored_tracks(root, ref.name, ref.version, written_at=WRITTEN_AT[spec.output]),
+        feature_sets=info.inputs,
+        tracks=tracks,
+        chunk_size=chunk_size,
+    )
+    plan_s = time.perf_counter() - started
+    lease.ensure_held()
+    retired = retire_scores(root, ref, plan.retire) if plan.retire else 0
+    results, crashed = (
+        ([], [])
+        if not plan.chunks
+        else _run_chunks(plan.chunks, spec, layout, root, info, lease=lease, settings=settings,
+                         show_progress=show_progress)
+    )  # fmt: skip
+    attempted = [f for r in results for f in r.failures] + crashed
+    lease.ensure_held()
+    failures = record_failures_task(root, ref, plan.failures, attempted, plan.chunks)
+    return OutputsRun(plan, results, attempted, failures, retired, plan_s)
 
 
 def _run_chunks(
@@ -150,5 +195,5 @@ def _run_chunks(
             if waiting[chunk.shard] == 0 and done.get(chunk.shard):
                 shard_chunks = sorted(done.pop(chunk.shard), key=lambda r: r.index)
                 lease.ensure_held()  # a run that lost its lease (suspended past its expiry) writes nothing more
-                write_scores(scores, info, chunk.shard, shard_chunks, scored_at)
+                write_scores(scores, info, chunk.shard, shard_chunks, scored_at, spec.output)
     return results, crashed

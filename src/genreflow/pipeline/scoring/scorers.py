@@ -18,6 +18,7 @@ from ..names import split_spec
 from ..patches import model_inputs
 from ..registry import ModelRef
 from ..store import StoreLayout
+from .config import OUTPUTS
 
 ZERO_SHOT = {f"{name}-tags": name for name in musicnn.PRETRAINED}  # musicnn-msd-tags, ...
 ZERO_SHOT_VERSION = "musicnn-0.1.0"  # the release whose checkpoints the taggers load
@@ -51,13 +52,18 @@ class ModelInfo:
 
 @dataclass(frozen=True)
 class Scorer:
-    """A loaded model: patches in, per-patch probabilities out."""
+    """A loaded model: patches in, per-patch probabilities (or embeddings) out."""
 
     info: ModelInfo
     model: Any
 
+    @property
+    def width(self) -> int:
+        """Values per patch: the labels, or the embedding's size."""
+        return int(self.model.output.shape[-1])
+
     def predict(self, patches: list[np.ndarray]) -> np.ndarray:
-        """Probabilities of one batch, float32 [shape=(n_patches, n_labels)]."""
+        """Outputs of one batch, float32 [shape=(n_patches, width)]."""
         return np.asarray(self.model.predict_on_batch(model_inputs(patches)), dtype=np.float32)
 
 
@@ -82,9 +88,27 @@ def describe_model(layout: StoreLayout, ref: ModelRef) -> ModelInfo:
     return ModelInfo(ref, labels, tuple(data["feature_sets"]), tuple(data["patch_frames"]), "classes")
 
 
-def load_scorer(layout: StoreLayout, ref: ModelRef) -> Scorer:
-    """The Keras model of ``ref`` (registered models load in Keras safe mode)."""
+def load_scorer(layout: StoreLayout, ref: ModelRef, *, output: str = OUTPUTS[0]) -> Scorer:
+    """The Keras model of ``ref`` (registered models load in Keras safe mode), giving ``output``.
+
+    ``embedding`` cuts the model at the layer its head reads: every architecture names it
+    ``embedding`` (the penultimate layer; a linear probe's frozen tagger features). A zero-shot
+    tagger gives its own penultimate layer (musicnn 200 values, vgg 256).
+    """
+    if output not in OUTPUTS:
+        raise ParameterError(f"output must be one of {OUTPUTS}, got {output!r}")
     info = describe_model(layout, ref)
     if ref.name in ZERO_SHOT:
-        return Scorer(info, musicnn.tags_model(ZERO_SHOT[ref.name]))
-    return Scorer(info, registry.load_model(layout, ref))
+        if output == "probabilities":
+            return Scorer(info, musicnn.tags_model(ZERO_SHOT[ref.name]))
+        import keras
+
+        patches, frames_first = musicnn.store_patches()
+        embedding = musicnn.build_tagger(ZERO_SHOT[ref.name])(frames_first)["embedding"]
+        return Scorer(info, keras.Model(patches, embedding, name=f"{ref.name}-embedding"))
+    model = registry.load_model(layout, ref)
+    if output == "embedding":
+        import keras
+
+        model = keras.Model(model.input, model.get_layer("embedding").output, name=f"{ref.name}-embedding")
+    return Scorer(info, model)

@@ -1,8 +1,9 @@
 """Scoring a chunk of tracks (on a worker) and writing one shard's file (by the flow).
 
-Chunks are sized for load balance; files are fixed row ranges. Workers return per-track
-probabilities (a few hundred bytes a track) and the flow, the only writer, rewrites a shard's file
-once all its chunks are back, so no two processes ever write one file.
+Chunks are sized for load balance; files are fixed row ranges. Workers return per-track outputs
+(probabilities or an embedding: a few hundred floats a track) and the flow, the only writer,
+rewrites a shard's file once all its chunks are back, so no two processes ever write one file.
+The output decides only the table a shard's file holds (:data:`WRITTEN_AT` names its time column).
 """
 
 from __future__ import annotations
@@ -17,10 +18,13 @@ import numpy as np
 
 from ..errors import GenreflowError
 from ..patches import PatchReader
+from ..registry import ModelRef
 from ..store import StoreLayout
+from ..store.embeddings import WRITTEN_AT as WRITTEN_EMBEDDED
+from ..store.embeddings import embeddings_schema, embeddings_table
 from ..store.scores import ScoresLayout, rewrite_part, scores_schema, scores_table
 from ..uri import filesystem
-from .config import ScoreSpec
+from .config import OUTPUTS, ScoreSpec
 from .scorers import ModelInfo, Scorer
 from .windows import TrackAverager, audio_patches
 
@@ -44,14 +48,14 @@ class ScoreChunk:
 
 @dataclass
 class ChunkScores:
-    """What a chunk task returns: per-track mean probabilities and failures with reasons."""
+    """What a chunk task returns: per-track mean outputs and failures with reasons."""
 
     shard: int
     index: int
     track_ids: list[str]
     uris: list[str]
     n_windows: list[int]
-    probabilities: np.ndarray  # float32 [shape=(n_tracks, n_labels)]
+    outputs: np.ndarray  # float32 [shape=(n_tracks, width)]: probabilities, or embeddings
     failures: list[dict[str, str]]
     n_patches: int
     seconds: float
@@ -59,7 +63,7 @@ class ChunkScores:
 
 
 def score_chunk(chunk: ScoreChunk, spec: ScoreSpec, layout: StoreLayout, scorer: Scorer) -> ChunkScores:
-    """Mean probabilities of every track of ``chunk``; a track that fails is reported, not raised."""
+    """Mean outputs of every track of ``chunk``; a track that fails is reported, not raised."""
     started = time.perf_counter()
     info = scorer.info
     averager = TrackAverager(scorer.predict, batch_size=spec.batch_size)
@@ -91,38 +95,50 @@ def score_chunk(chunk: ScoreChunk, spec: ScoreSpec, layout: StoreLayout, scorer:
         track_ids=[t.track_id for t in scored],
         uris=[t.uri for t in scored],
         n_windows=[averager.counts[t.track_id] for t in scored],
-        probabilities=np.stack([means[t.track_id] for t in scored]) if scored else np.zeros((0, len(info.labels))),
+        outputs=np.stack([means[t.track_id] for t in scored]) if scored else np.zeros((0, scorer.width), np.float32),
         failures=failures,
         n_patches=averager.n_patches,
         seconds=time.perf_counter() - started,
     )
 
 
+WRITTEN_AT = {"probabilities": "scored_at", "embedding": WRITTEN_EMBEDDED}  # each output's time column
+
+
 def write_shard(
-    scores: ScoresLayout, info: ModelInfo, shard: int, chunks: Sequence[ChunkScores], *, scored_at: datetime
+    scores: ScoresLayout,
+    info: ModelInfo,
+    shard: int,
+    chunks: Sequence[ChunkScores],
+    *,
+    scored_at: datetime,
+    output: str = OUTPUTS[0],
 ) -> int:
-    """Replace the rows of the tracks in ``chunks`` in file ``shard``; returns the rows written."""
-    schema = scores_schema(info.ref.name, info.ref.version, info.labels)
-    table = scores_table(
-        schema,
-        track_ids=[t for c in chunks for t in c.track_ids],
-        uris=[u for c in chunks for u in c.uris],
-        feature_set=info.feature_set,
-        scored_at=scored_at,
-        n_windows=[n for c in chunks for n in c.n_windows],
-        probabilities=np.concatenate([c.probabilities for c in chunks]),
-    )
+    """Replace the rows of the tracks in ``chunks`` in file ``shard`` (``scores`` is the root of
+    ``output``: scores or embeddings); returns the rows written."""
+    rows = {
+        "track_ids": [t for c in chunks for t in c.track_ids],
+        "uris": [u for c in chunks for u in c.uris],
+        "feature_set": info.feature_set,
+        "n_windows": [n for c in chunks for n in c.n_windows],
+    }
+    values = np.concatenate([c.outputs for c in chunks])
+    if output == "embedding":
+        schema = embeddings_schema(info.ref.name, info.ref.version, values.shape[1])
+        table = embeddings_table(schema, embedded_at=scored_at, vectors=values, **rows)
+    else:
+        schema = scores_schema(info.ref.name, info.ref.version, info.labels)
+        table = scores_table(schema, scored_at=scored_at, probabilities=values, **rows)
     if table.num_rows:
         rewrite_part(scores, info.ref.name, info.ref.version, shard, schema=schema, new_rows=table)
     return table.num_rows
 
 
-def retire_rows(scores: ScoresLayout, info: ModelInfo, retire: Mapping[int, Sequence[str]]) -> int:
+def retire_rows(scores: ScoresLayout, ref: ModelRef, retire: Mapping[int, Sequence[str]]) -> int:
     """Drop the rows of tracks that moved shard or no longer score (shard → track ids) before any file
     gets new rows; returns the rows dropped."""
-    schema = scores_schema(info.ref.name, info.ref.version, info.labels)
     for shard, track_ids in sorted(retire.items()):
-        rewrite_part(scores, info.ref.name, info.ref.version, shard, schema=schema, drop=list(track_ids))
+        rewrite_part(scores, ref.name, ref.version, shard, drop=list(track_ids))
     return sum(len(ids) for ids in retire.values())
 
 

@@ -71,12 +71,19 @@ def record_failures(
     planned: Sequence[ScoreChunk],
 ) -> pd.DataFrame:
     """Bring the version's failures table up to date and write it: earlier failures this run did not
-    resolve, plus this run's own (``unscorable``: listed by the plan; ``attempted``: tried and failed)."""
+    resolve, plus this run's own (``unscorable``: listed by the plan; ``attempted``: tried and failed).
+
+    A failure listed before for the same reason keeps its first ``failed_at``, so a run that changes
+    nothing leaves the table as it was (and unwritten)."""
     now = datetime.now(UTC).isoformat()
     fresh = pd.concat([unscorable, pd.DataFrame(list(attempted), columns=["track_id", "uri", "reason"])])
-    fresh = fresh.assign(failed_at=now).drop_duplicates("track_id", keep="last")
+    fresh = fresh.drop_duplicates("track_id", keep="last")
     succeeded = {t.track_id for c in planned for t in c.tracks} - {f["track_id"] for f in attempted}
     earlier = read_failures(scores, ref.name, ref.version)
+    since = {(t, r): at for t, r, at in earlier[["track_id", "reason", "failed_at"]].itertuples(index=False)}
+    fresh = fresh.assign(
+        failed_at=[since.get((t, r), now) for t, r in fresh[["track_id", "reason"]].itertuples(index=False)]
+    )
     earlier = earlier[~earlier["track_id"].isin(succeeded | set(fresh["track_id"]))]
     table = pd.concat([earlier, fresh], ignore_index=True).sort_values("track_id").reset_index(drop=True)
     write_failures(scores, ref.name, ref.version, table)
@@ -94,7 +101,7 @@ def summarise_scoring(
 ) -> ScoreSummary:
     """The run's summary from its chunk results; ``run`` carries the run's facts (``mode``, ``store``,
     ``scores``, ``selected``, ``unscorable``, ``retired``, ``tasks``, ``plan_s``, ``wall_s``)."""
-    probabilities = np.concatenate([r.probabilities for r in results]) if results else np.zeros((0, len(info.labels)))
+    probabilities = np.concatenate([r.outputs for r in results]) if results else np.zeros((0, len(info.labels)))
     top_labels = Counter(info.labels[i] for i in probabilities.argmax(axis=1))
     return ScoreSummary(
         model=info.ref.name,

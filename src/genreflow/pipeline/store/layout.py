@@ -30,6 +30,11 @@ class StoreLayout:
         return join(self.root, "scores")
 
     @property
+    def embeddings(self) -> str:
+        """Per-track embeddings and their nearest-neighbour index, one folder per model version."""
+        return join(self.root, "embeddings")
+
+    @property
     def runs(self) -> str:
         return join(self.root, "runs")
 

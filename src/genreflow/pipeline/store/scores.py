@@ -51,7 +51,7 @@ _NOT_IN_NAMES = re.compile(r"[\W_]+")  # keeps letters and digits of every scrip
 
 @dataclass(frozen=True)
 class ScoresLayout:
-    """Where one scores root keeps each model version's files."""
+    """Where one root of per-track Parquet (scores, or embeddings) keeps each model version's files."""
 
     root: str
     storage_options: Mapping[str, Any] = field(default_factory=dict, compare=False, hash=False)
@@ -170,16 +170,18 @@ def read_part(layout: ScoresLayout, model: str, version: str, shard: int) -> pa.
     return pq.read_table(io.BytesIO(fs.cat_file(path)))
 
 
-def scored_tracks(layout: ScoresLayout, model: str, version: str) -> pd.DataFrame:
-    """Every scored track of a model version: ``track_id, shard, scored_at`` (read by column)."""
+def scored_tracks(layout: ScoresLayout, model: str, version: str, *, written_at: str = "scored_at") -> pd.DataFrame:
+    """Every scored track of a model version: ``track_id, shard, scored_at`` (read by column).
+
+    ``written_at`` names the files' time column (``embedded_at`` in the embeddings' files)."""
     fs, folder = filesystem(layout.version_dir(model, version), layout.storage_options)
     frames = [pd.DataFrame({"track_id": pd.Series(dtype=str), "shard": pd.Series(dtype="int64"),
                             "scored_at": pd.Series(dtype="datetime64[us, UTC]")})]  # fmt: skip
     if fs.isdir(folder):
         for path in sorted(p for p in fs.ls(folder, detail=False) if p.endswith(".parquet")):
             shard = int(path.rsplit("part-", 1)[1].split(".")[0])
-            table = pq.read_table(path, filesystem=fs, columns=["track_id", "scored_at"])
-            frames.append(table.to_pandas().assign(shard=shard))
+            table = pq.read_table(path, filesystem=fs, columns=["track_id", written_at])
+            frames.append(table.to_pandas().rename(columns={written_at: "scored_at"}).assign(shard=shard))
     return pd.concat(frames, ignore_index=True)
 
 
@@ -189,13 +191,18 @@ def rewrite_part(
     version: str,
     shard: int,
     *,
-    schema: pa.Schema,
+    schema: pa.Schema | None = None,
     new_rows: pa.Table | None = None,
     drop: Collection[str] = (),
 ) -> int:
     """Replace one shard's file: its old rows minus ``drop`` and minus ``new_rows``' tracks, plus
-    ``new_rows``, sorted by track id. An emptied file is removed. Returns the rows it now holds."""
+    ``new_rows``, sorted by track id. An emptied file is removed. Returns the rows it now holds.
+
+    ``schema`` is the file's (default: the old file's own, enough to drop rows)."""
     old = read_part(layout, model, version, shard)
+    if old is None and new_rows is None:
+        return 0
+    schema = schema or (old.schema if old is not None else new_rows.schema)
     replaced = set(drop) | (set(new_rows["track_id"].to_pylist()) if new_rows is not None else set())
     pieces = []
     if old is not None:
@@ -223,12 +230,14 @@ def read_failures(layout: ScoresLayout, model: str, version: str) -> pd.DataFram
 
 
 def write_failures(layout: ScoresLayout, model: str, version: str, failures: pd.DataFrame) -> None:
-    """Replace the failures table (one row per track); removed when nothing is failing."""
+    """Replace the failures table (one row per track); removed when nothing is failing, left alone
+    when unchanged."""
     uri = layout.failures(model, version)
+    fs, path = filesystem(uri, layout.storage_options)
     if failures.empty:
-        fs, path = filesystem(uri, layout.storage_options)
         if fs.exists(path):
             fs.rm(path)
         return
     data = failures[list(FAILURE_COLUMNS)].sort_values("track_id").to_csv(index=False).encode()
-    write_bytes_atomic(data, uri, storage_options=layout.storage_options)
+    if not (fs.exists(path) and fs.cat_file(path) == data):
+        write_bytes_atomic(data, uri, storage_options=layout.storage_options)
