@@ -29,19 +29,20 @@ def gtzan(tmp_path_factory) -> Path:
 def test_ingest_by_default_stores_what_train_and_score_need_by_default(gtzan, tmp_path, settings):
     """`genreflow ingest DIR --store S` then `genreflow train --store S`: the default model's inputs are stored."""
     from genreflow.flows.runtime import run_ingest
-    from genreflow.pipeline.models.architectures import get_architecture
+    from genreflow.pipeline.models.architectures import backbone_candidates, get_architecture
     from genreflow.pipeline.scoring.scorers import ZERO_SHOT
     from genreflow.pipeline.store import StoreLayout
     from genreflow.pipeline.training.config import DEFAULT_ARCHITECTURE
     from genreflow.pipeline.training.data import labelled_tracks
 
     summary = run_ingest(settings, source=str(gtzan), store=str(tmp_path / "store"), show_progress=False)
+    candidates = backbone_candidates(DEFAULT_ARCHITECTURE)  # `auto`: every probe it compares
     needed = {
-        *get_architecture(DEFAULT_ARCHITECTURE).inputs,
+        *(name for arch in candidates for name in arch.inputs),
         *(get_architecture(n).inputs[0] for n in ZERO_SHOT.values()),
     }
     assert needed <= set(summary.feature_sets) and summary.counts == {"ok": 4 * 7}
-    data = labelled_tracks(StoreLayout(str(tmp_path / "store")), get_architecture(DEFAULT_ARCHITECTURE).inputs)
+    data = labelled_tracks(StoreLayout(str(tmp_path / "store")), candidates[0].inputs)
     assert len(data.classes) == 7 and len(data.table) == 4 * 7
 
 

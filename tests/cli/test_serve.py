@@ -58,7 +58,7 @@ def test_deployments_carry_their_schedule_and_json_parameters(tmp_path, settings
     assert built["score"].parameters == {"store": store, **runtime}
     assert built["train"].parameters == {
         "store": store,
-        "backbone": "musicnn-msd-linear",
+        "backbone": "auto",
         "model_name": "genre",
         "home": str(settings.home),
         "storage_options": {},

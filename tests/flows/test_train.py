@@ -29,7 +29,8 @@ def demo_store(tmp_path_factory, settings):
 
 
 def test_default_model_trains_registers_and_beats_chance(demo_store, settings, tmp_path, capsys, monkeypatch):
-    """The newcomer's path with every default: `ingest DIR --store S`, `train --store S`, `score --store S`."""
+    """The newcomer's path with every default: `ingest DIR --store S`, `train --store S`, `score --store S`;
+    with `--cv 3`, whose folds and the registered fit share each tagger's features."""
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 
@@ -37,13 +38,27 @@ def test_default_model_trains_registers_and_beats_chance(demo_store, settings, t
     from genreflow.pipeline import registry
 
     monkeypatch.setenv("GENREFLOW_HOME", str(settings.home))
-    assert main(["train", "--store", demo_store]) == 0
+    from genreflow.pipeline.training.config import AUTO_CANDIDATES
+
+    assert main(["train", "--store", demo_store, "--cv", "3"]) == 0
     [listed] = registry.list_models(StoreLayout(demo_store))
-    assert (listed["name"], listed["architecture"]) == ("genre", "musicnn-msd-linear")  # the name score reads
+    assert listed["name"] == "genre" and listed["architecture"] in AUTO_CANDIDATES  # the name score reads
     layout = StoreLayout(demo_store)
     card = registry.read_card(layout, registry.resolve(layout, "genre"))
     result = SimpleNamespace(version=listed["version"], card=card)
-    assert f"trained genre@{result.version} (musicnn-msd-linear)" in capsys.readouterr().out
+    assert f"trained genre@{result.version} ({listed['architecture']})" in capsys.readouterr().out
+    fit = card["fit"]
+    assert card["backbone_requested"] == "auto" and fit["backbone"] == card["architecture"] in fit["why"]
+    assert [c["architecture"] for c in fit["candidates"]] == list(AUTO_CANDIDATES)
+    assert card["architecture"] == min(fit["candidates"], key=lambda c: c["log_loss_mean"])["architecture"]
+    n_tracks = 12 * len(STYLES)  # each tagger's features: every track once, in the cv folds; none again for the fit
+    assert {t: c["tracks"] for t, c in fit["features_computed"].items()} == dict.fromkeys(
+        ("musicnn-msd", "musicnn-mtt", "vgg-msd", "vgg-mtt"), n_tracks
+    )
+    assert fit["refitted_on"]["n_tracks"] == card["data"]["counts"]["train"] + card["data"]["counts"]["valid"]
+    cv = card["selection"]["cross_validation"]
+    assert sum(f["n_tracks"] for f in cv["per_fold"]) == n_tracks and all(f["architecture"] in AUTO_CANDIDATES
+                                                                           for f in cv["per_fold"])  # fmt: skip
     metrics = result.card["metrics"]
     chance = 1 / len(STYLES)
     assert metrics["n_tracks"] >= 2 * len(STYLES)  # held-out tracks, every class
@@ -55,9 +70,14 @@ def test_default_model_trains_registers_and_beats_chance(demo_store, settings, t
     card = json.loads((version_dir / "card.json").read_text())
     assert card["data"]["split_source"].startswith("stratified") and card["fit"]["C"] in card["fit"]["C_grid"]
     assert set(card["metrics"]["per_class"]) == set(STYLES) and json.loads((version_dir / "labels.json").read_text())
-    for name in ("index.html", "confusion_matrix.png", "training_curves.png", "embedding_map.png", "misclassified.csv"):
+    report = ("index.html", "confusion_matrix.png", "probe_selection.png", "backbones.png", "embedding_map.png",
+              "misclassified.csv")  # fmt: skip
+    for name in report:
         assert (version_dir / "report" / name).stat().st_size > 0  # misclassified.csv may be just its header
-    assert "data:image/png;base64," in (version_dir / "report" / "index.html").read_text()
+    assert not (version_dir / "report" / "training_curves.png").exists()  # a probe has no epochs to plot
+    index = (version_dir / "report" / "index.html").read_text()
+    assert "data:image/png;base64," in index and "Backbones compared" in index and "(chosen)" in index
+    assert all(name in index for name in AUTO_CANDIDATES)
 
     ref = registry.promote(layout, "genre")
     assert registry.resolve(layout, "genre") == ref and registry.list_models(layout)[0]["production"]
@@ -66,7 +86,7 @@ def test_default_model_trains_registers_and_beats_chance(demo_store, settings, t
     prefix = f"train-genre-{result.version.lower()}"
     with get_client(sync_client=True) as client:  # filtered by key: unkeyed artifacts and the listing limit aside
         found = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(like_=prefix)))
-    assert {a.key for a in found} == {f"{prefix}-classes", f"{prefix}-summary"}
+    assert {a.key for a in found} == {f"{prefix}-classes", f"{prefix}-summary", f"{prefix}-backbones"}
 
     assert main(["score", "--store", demo_store, "--workers", "1"]) == 0
     assert f"score genre@{result.version} (store): {12 * len(STYLES)} of {12 * len(STYLES)}" in capsys.readouterr().out

@@ -6,6 +6,7 @@ import re
 
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
+from genreflow.pipeline.embeddings.summary import EmbedSummary
 from genreflow.pipeline.ingest import IngestSummary
 from genreflow.pipeline.nightly import NightlySummary
 from genreflow.pipeline.scoring.summary import ScoreSummary
@@ -55,6 +56,13 @@ def publish_train_report(result: TrainResult) -> None:
         table=[{"class": name, **values} for name, values in metrics["per_class"].items()],
         description=f"Per-class test figures of {result.name}@{result.version}",
     )
+    fit = result.card.get("fit", {})
+    if len(fit.get("candidates", ())) > 1:  # --backbone auto: every candidate probe's inner figures
+        create_table_artifact(
+            key=f"{key}-backbones",
+            table=[{k: v for k, v in c.items() if k != "per_C"} for c in fit["candidates"]],
+            description=f"Candidate probes of {result.name}@{result.version}, inner cross-validation: {fit['why']}",
+        )
     create_markdown_artifact(
         key=f"{key}-summary",
         markdown="\n".join(
@@ -62,6 +70,8 @@ def publish_train_report(result: TrainResult) -> None:
                 f"# {result.name}@{result.version} ({result.card['architecture']}, {result.device})",
                 f"- test accuracy {metrics['accuracy']:.3f}, top-3 {metrics['top3_accuracy']:.3f}, "
                 f"macro-F1 {metrics['macro_f1']:.3f} on {metrics['n_tracks']} tracks",
+                *([f"- backbone: {fit['why']}"] if "why" in fit else []),
+                *([f"- C = {fit['C']:g}, {fit['inner_cv']['fold_source']} inside train + valid"] if "C" in fit else []),
                 f"- report: `{result.path}/report/index.html`",
             ]
         ),
@@ -88,11 +98,27 @@ def publish_score_report(summary: ScoreSummary) -> None:
     create_markdown_artifact(key=f"{key}-summary", markdown="\n".join(lines))
 
 
+def publish_embed_report(summary: EmbedSummary) -> None:
+    """A markdown summary of an embedding run and the index it left."""
+    index = summary.index
+    lines = [
+        f"# Embeddings of {summary.model}@{summary.version}",
+        f"- {summary.embedded} tracks embedded of {summary.selected} selected ({summary.dim} values each), "
+        f"{summary.retired} rows retired, {summary.wall_s:.1f} s",
+        f"- index: {index.kind}, {index.tracks} tracks, " + (f"rebuilt in {index.seconds:.1f} s" if index.rebuilt
+                                                            else "unchanged"),
+        f"- {summary.failed} failed in this run; {len(summary.failures)} without an embedding in all (`_failures.csv`)",
+        f"- files: `{summary.embeddings}/`",
+    ]  # fmt: skip
+    create_markdown_artifact(key=artifact_key("embed", summary.model, summary.version), markdown="\n".join(lines))
+
+
 def publish_nightly_report(summary: NightlySummary) -> None:
     """One markdown summary of the night: what came in, what failed, what was retired and scored."""
     lines = [
         f"# Nightly run on `{summary.store}`",
-        f"- new or changed {summary.new}, failed {summary.failed}, retired {summary.retired}, scored {summary.scored}",
+        f"- new or changed {summary.new}, failed {summary.failed}, retired {summary.retired}, scored {summary.scored}, "
+        f"embedded {summary.embedded}",
         f"- {summary.below_threshold} tracks with top probability below {summary.threshold:g}",
         "- wall time: "
         + ", ".join(f"{phase} {seconds:.1f} s" for phase, seconds in summary.phases.items())

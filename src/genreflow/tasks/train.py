@@ -11,6 +11,7 @@ from prefect.cache_policies import NONE
 from genreflow.infra.devices import dask_worker, select_device
 from genreflow.pipeline.store import StoreLayout
 from genreflow.pipeline.training.config import TrainConfig
+from genreflow.pipeline.training.probe import ProbeFeatures
 from genreflow.pipeline.training.run import TrainResult, state_dir, train_and_register
 from genreflow.pipeline.training.select import cross_validate, validation_score
 
@@ -27,12 +28,13 @@ def train_model(
     home: Path,
     selection: dict[str, Any] | None = None,
     wait_s: float = 0.0,
+    features: ProbeFeatures | None = None,
 ) -> TrainResult:
     used = select_device(device)
     state = state_dir(home, layout, arch_name, model_name, config)
     return train_and_register(
         layout, arch_name, model_name=model_name, config=config, state=state, device=used, selection=selection,
-        wait_s=wait_s, worker=dask_worker(),
+        wait_s=wait_s, worker=dask_worker(), features=features,
     )  # fmt: skip
 
 
@@ -45,7 +47,12 @@ def score_config(layout: StoreLayout, arch_name: str, config: TrainConfig, devic
 
 @task(name="cross-validate", cache_policy=NONE, task_run_name="cv-{arch_name}")
 def cross_validation(
-    layout: StoreLayout, arch_name: str, config: TrainConfig, device: str, folds: int
+    layout: StoreLayout,
+    arch_name: str,
+    config: TrainConfig,
+    device: str,
+    folds: int,
+    features: ProbeFeatures | None = None,
 ) -> dict[str, Any]:
     select_device(device)
-    return cross_validate(layout, arch_name, config, folds=folds)
+    return cross_validate(layout, arch_name, config, folds=folds, features=features)

@@ -61,8 +61,22 @@ def test_linear_probe_reads_every_depth_of_the_pretrained_tagger():
     expected = np.concatenate([outputs["max_pool"], outputs["mean_pool"], outputs["embedding"]], axis=1)
     assert features.shape == (4, 753 + 753 + 200)
     np.testing.assert_allclose(features, expected, rtol=1e-5, atol=1e-5)
-    vgg = musicnn.transfer_features_model("vgg-mtt", load_weights=False)  # exposes only its penultimate layer
-    assert vgg.output.shape == musicnn.embedding_model("vgg-mtt", load_weights=False).output.shape
+    frames_first = x.transpose(0, 2, 1)
+    vgg = musicnn.build_tagger("vgg-mtt").predict(frames_first, verbose=0)  # each of 5 blocks pooled, then pool5
+    assert vgg["max_pool"].shape == vgg["mean_pool"].shape == (4, 5 * 128) and vgg["embedding"].shape == (4, 256)
+    assert (vgg["max_pool"] >= vgg["mean_pool"] - 1e-5).all()
+    np.testing.assert_allclose(vgg["max_pool"][:, -128:], vgg["embedding"].reshape(4, -1, 128).max(axis=1), atol=1e-5)
+    np.testing.assert_allclose(
+        musicnn.transfer_features_model("vgg-mtt").predict(frames_first, verbose=0),
+        np.concatenate([vgg["max_pool"], vgg["mean_pool"], vgg["embedding"]], axis=1), rtol=1e-5, atol=1e-5,
+    )  # fmt: skip
+    both = get_architecture("musicnn-vgg-msd-linear")
+    side_by_side = both.build(both, N_CLASSES)
+    msd_vgg = musicnn.transfer_features_model("vgg-msd").predict(frames_first, verbose=0)
+    np.testing.assert_allclose(
+        keras.Model(side_by_side.input, side_by_side.get_layer("embedding").output).predict(x, verbose=0),
+        np.concatenate([expected, msd_vgg], axis=1), rtol=1e-5, atol=1e-5,
+    )  # fmt: skip
 
 
 def test_mfcc_layer_is_the_orthonormal_dct():

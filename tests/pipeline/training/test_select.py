@@ -17,7 +17,7 @@ def fitted(monkeypatch):
     """Stands in for fitting a model: records each fold's tracks, scores by how many it tests."""
     seen = []
 
-    def fake_fit_and_score(arch, layout, data, config, split):
+    def fake_fit_and_score(candidates, layout, data, config, split, **_):
         seen.append(data.table.copy())
         n = len(data.split(split))
         return {"accuracy": n / 10, "macro_f1": n / 20, "n_tracks": n}

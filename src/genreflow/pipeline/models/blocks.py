@@ -1,4 +1,5 @@
-"""Keras layers the pretrained musicnn taggers are built from (registered: safe-mode loading finds them)."""
+"""Keras layers the pretrained musicnn taggers and the ImageNet backbones are built from (registered:
+safe-mode loading finds them)."""
 
 from __future__ import annotations
 
@@ -88,3 +89,37 @@ class ConvReluNormPool(layers.Layer):
             "norm_scope": self.norm_scope,
             "epsilon": self.epsilon,
         }
+
+
+# keras.applications modules whose own ``preprocess_input`` a :class:`SpectrogramImage` applies
+IMAGE_PREPROCESSING = ("vgg16", "resnet50", "mobilenet_v2", "inception_v3")
+
+
+@keras.saving.register_keras_serializable(package="genreflow")
+class SpectrogramImage(layers.Layer):
+    """A spectrogram patch ``(batch, bins, frames, 1)`` as the RGB image an ImageNet backbone was trained on:
+    scaled per patch to 0–255 (the picture of a spectrogram seed 000 fed its VGG16), copied to three
+    channels, then put through ``keras.applications.<application>.preprocess_input`` (BGR and mean
+    subtraction for VGG16/ResNet50, scaling to [-1, 1] for MobileNetV2/InceptionV3).
+
+    A registered layer rather than a ``Lambda``: a saved model loads in Keras safe mode with nothing else.
+    """
+
+    def __init__(self, application: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if application not in IMAGE_PREPROCESSING:
+            raise ValueError(f"application must be one of {IMAGE_PREPROCESSING}, got {application!r}")
+        self.application = application
+
+    def call(self, inputs: Any) -> Any:
+        low = ops.min(inputs, axis=(1, 2, 3), keepdims=True)
+        high = ops.max(inputs, axis=(1, 2, 3), keepdims=True)
+        pixels = 255.0 * (inputs - low) / ops.maximum(high - low, 1e-6)
+        preprocess = getattr(keras.applications, self.application).preprocess_input
+        return preprocess(ops.concatenate([pixels, pixels, pixels], axis=-1))
+
+    def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
+        return (*input_shape[:-1], 3)
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "application": self.application}

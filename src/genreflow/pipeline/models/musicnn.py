@@ -157,9 +157,10 @@ def _tagger(name: str) -> PretrainedTagger:
 def build_tagger(name: str, *, load_weights: bool = True) -> Any:
     """The Keras model of ``name``: patches ``(batch, frames, 96)`` → a dict of outputs.
 
-    Outputs: ``tags`` (sigmoid probabilities, one per tag), ``embedding`` (the penultimate layer);
-    musicnn models add ``mean_pool`` and ``max_pool`` (753 each: temporal pooling of the front- and
-    mid-end features). musicnn models take any number of frames; vgg models exactly 187.
+    Outputs: ``tags`` (sigmoid probabilities, one per tag), ``embedding`` (the penultimate layer),
+    ``mean_pool`` and ``max_pool``: musicnn's temporal pooling of its front- and mid-end features
+    (753 each), vgg's global pooling of each of its five convolution blocks (5 × 128 each).
+    musicnn models take any number of frames; vgg models exactly 187.
     """
     tagger = _tagger(name)
     if tagger.architecture == "musicnn":
@@ -179,22 +180,22 @@ def embedding_model(name: str, *, load_weights: bool = True) -> Any:
     return keras.Model(tagger.input, tagger.output["embedding"], name="backbone")
 
 
-def transfer_features_model(name: str, *, load_weights: bool = True) -> Any:
+def transfer_features_model(name: str, *, load_weights: bool = True, model_name: str = "backbone") -> Any:
     """What a linear probe reads: patches ``(batch, frames, 96)`` → every depth the tagger exposes.
 
     For musicnn models that is the max- and mean-pooled mid-end (753 each, itself the front end and
-    the three mid-end layers side by side) and the penultimate layer (200): 1,706 values. Features
-    concatenated across layers transfer to new music tasks better than the last layer alone (Choi
-    et al., "Transfer learning for music classification and regression tasks", ISMIR 2017). vgg
-    models expose only their penultimate layer.
+    the three mid-end layers side by side) and the penultimate layer (200): 1,706 values; for vgg
+    models the max- and mean-pooled maps of its five blocks (640 each) and the flattened last pool
+    (256): 1,536. Features concatenated across layers transfer to new music tasks better than the
+    last layer alone (Choi et al., "Transfer learning for music classification and regression
+    tasks", ISMIR 2017).
     """
     import keras
     from keras import layers
 
     tagger = build_tagger(name, load_weights=load_weights)
     depths = [tagger.output[key] for key in ("max_pool", "mean_pool", "embedding") if key in tagger.output]
-    features = layers.Concatenate(name="all_depths")(depths) if len(depths) > 1 else depths[0]
-    return keras.Model(tagger.input, features, name="backbone")
+    return keras.Model(tagger.input, layers.Concatenate(name="all_depths")(depths), name=model_name)
 
 
 def tags_model(name: str) -> Any:
@@ -278,14 +279,20 @@ def _build_vgg(n_tags: int, pools: tuple[tuple[tuple[int, int], tuple[int, int]]
     patches = keras.Input((PATCH_FRAMES, N_MELS), name="patches")
     x = layers.Reshape((PATCH_FRAMES, N_MELS, 1), name="expand")(patches)
     x = layers.BatchNormalization(name="batch_normalization")(x)
+    blocks = []
     for i, (pool, stride) in enumerate(pools, start=1):
         if i > 1:
             x = layers.Dropout(0.25, name=f"dropout_{i - 1}")(x)
         x = ConvReluNormPool(128, (3, 3), pool, stride, norm_scope=f"batch_normalization_{i}", name=f"{i}CNN")(x)
+        blocks.append(x)
     embedding = layers.Flatten(name="embedding")(x)
     logits = layers.Dense(n_tags, name="dense")(layers.Dropout(0.5, name="dropout_5")(embedding))
     tags = layers.Activation("sigmoid", name="tags")(logits)
-    return keras.Model(patches, {"tags": tags, "embedding": embedding}, name=name)
+    outputs = {"tags": tags, "embedding": embedding}
+    for pooling, key in ((layers.GlobalMaxPooling2D, "max_pool"), (layers.GlobalAveragePooling2D, "mean_pool")):
+        per_block = [pooling(name=f"{i}CNN_{key}")(b) for i, b in enumerate(blocks, start=1)]
+        outputs[key] = layers.Concatenate(name=key)(per_block)
+    return keras.Model(patches, outputs, name=name)
 
 
 def load_checkpoint(model: Any, folder: Path) -> None:

@@ -85,14 +85,19 @@ def write_report(
     history: dict[str, list[float]],
     embeddings: np.ndarray,
 ) -> dict[str, Path]:
-    """Confusion matrix, training curves and embedding map PNGs, misclassified CSV, ``index.html``."""
+    """Confusion matrix, training curves (a linear probe: its C selection; ``auto``: every candidate's
+    figures too) and embedding map PNGs, misclassified CSV, ``index.html``."""
     folder.mkdir(parents=True, exist_ok=True)
     results = card["metrics"]
-    files = {
-        "confusion_matrix": _confusion_png(folder / "confusion_matrix.png", results["confusion_matrix"], classes),
-        "training_curves": _curves_png(folder / "training_curves.png", history),
-        "embedding_map": _embedding_png(folder / "embedding_map.png", embeddings, y_true, classes),
-    }
+    fit = card.get("fit", {})
+    files = {"confusion_matrix": _confusion_png(folder / "confusion_matrix.png", results["confusion_matrix"], classes)}
+    if "selection" in fit:  # a linear probe: no epochs, its figures are the inner cross-validation's
+        files["probe_selection"] = _selection_png(folder / "probe_selection.png", fit)
+    else:
+        files["training_curves"] = _curves_png(folder / "training_curves.png", history)
+    if len(fit.get("candidates", ())) > 1:
+        files["backbones"] = _candidates_png(folder / "backbones.png", fit["candidates"], fit["backbone"])
+    files["embedding_map"] = _embedding_png(folder / "embedding_map.png", embeddings, y_true, classes)
     predicted = probabilities.argmax(axis=1)
     wrong = predicted != y_true
     misclassified = pd.DataFrame(
@@ -148,8 +153,43 @@ def _curves_png(path: Path, history: dict[str, list[float]]) -> Path:
         axis.set_title(name)
         if axis.lines:
             axis.legend(fontsize=8)
-        else:
-            axis.text(0.5, 0.5, "no epochs: fitted in closed form", ha="center", transform=axis.transAxes)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def _selection_png(path: Path, fit: dict[str, Any]) -> Path:
+    """A probe's inner cross-validation: log loss and accuracy (mean ± std of folds) against C, the chosen C marked."""
+    plt = _figure()
+    scores = fit["selection"]
+    c = [s["C"] for s in scores]
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for axis, key in zip(axes, ("log_loss", "accuracy"), strict=True):
+        axis.errorbar(c, [s[f"{key}_mean"] for s in scores], yerr=[s[f"{key}_std"] for s in scores], marker="o",
+                      capsize=3)  # fmt: skip
+        axis.axvline(fit["C"], color="tab:red", linestyle="--", label=f"chosen C = {fit['C']:g}")
+        axis.set_xscale("log")
+        axis.set_xlabel("C (inverse regularisation)")
+        axis.set_title(f"{key.replace('_', ' ')}, {fit['inner_cv']['folds']} inner folds")
+        axis.legend(fontsize=8)
+    fig.suptitle(f"{fit['backbone']}: C chosen by {fit['inner_cv']['fold_source']}", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def _candidates_png(path: Path, candidates: Sequence[dict[str, Any]], kept: str) -> Path:
+    """Each candidate probe's inner cross-validated log loss at its best C (mean ± std), the kept one highlighted."""
+    plt = _figure()
+    fig, ax = plt.subplots(figsize=(7, 0.6 + 0.5 * len(candidates)))
+    names = [c["architecture"] for c in candidates]
+    colours = ["tab:red" if name == kept else "tab:blue" for name in names]
+    ax.barh(names, [c["log_loss_mean"] for c in candidates], xerr=[c["log_loss_std"] for c in candidates],
+            color=colours, capsize=3)  # fmt: skip
+    ax.invert_yaxis()
+    ax.set_xlabel("inner cross-validated log loss at each candidate's chosen C (lower is better)")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
@@ -161,8 +201,11 @@ def _embedding_png(path: Path, embeddings: np.ndarray, y_true: np.ndarray, class
     from sklearn.manifold import TSNE
 
     plt = _figure()
-    perplexity = float(max(2, min(30, (len(embeddings) - 1) // 3)))
-    points = TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=0).fit_transform(embeddings)
+    if len(embeddings) < 4:  # t-SNE needs its perplexity below the number of points: a tiny test split
+        points = np.pad(embeddings[:, :2], ((0, 0), (0, max(0, 2 - embeddings.shape[1]))))
+    else:
+        perplexity = float(max(1, min(30, (len(embeddings) - 1) // 3)))
+        points = TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=0).fit_transform(embeddings)
     fig, ax = plt.subplots(figsize=(6, 5))
     for index, name in enumerate(classes):
         chosen = y_true == index
@@ -194,6 +237,8 @@ def _html(
         f"accuracy {results['accuracy']:.3f} · top-3 {results['top3_accuracy']:.3f} · "
         f"macro-F1 {results['macro_f1']:.3f} on {results['n_tracks']} test tracks"
     )
+    fitting = _probe_html(card.get("fit", {}), image) if "probe_selection" in files else (
+        f"<h2>Training curves</h2>{image('training_curves')}")  # fmt: skip
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
 <style>body{{font-family:sans-serif;max-width:1000px;margin:2em auto}}td,th{{padding:2px 10px;text-align:right}}
 td:first-child{{text-align:left}}img{{max-width:100%}}</style></head><body>
@@ -202,7 +247,35 @@ td:first-child{{text-align:left}}img{{max-width:100%}}</style></head><body>
 <h2>Per class</h2><table>
 <tr><th>class</th><th>precision</th><th>recall</th><th>F1</th><th>support</th></tr>{rows}</table>
 <h2>Confusion matrix</h2>{image("confusion_matrix")}
-<h2>Training curves</h2>{image("training_curves")}
+{fitting}
 <h2>Embedding map</h2>{image("embedding_map")}
 <h2>Misclassified tracks ({len(wrong)})</h2>{wrong.to_html(index=False, float_format="%.3f")}
 </body></html>"""
+
+
+def _probe_html(fit: dict[str, Any], image: Any) -> str:
+    """A probe's choice: the candidates table and chart (``auto``), the C selection plot and its figures."""
+
+    def row(cells: Sequence[Any]) -> str:
+        return "<tr>" + "".join(f"<td>{html.escape(str(cell))}</td>" for cell in cells) + "</tr>"
+
+    def figures(s: dict[str, Any]) -> list[str]:
+        return [
+            f"{s['log_loss_mean']:.4f} ± {s['log_loss_std']:.4f}",
+            f"{s['accuracy_mean']:.3f} ± {s['accuracy_std']:.3f}",
+        ]
+
+    inner = fit["inner_cv"]
+    parts = [f"<h2>Linear probe</h2><p>{html.escape(fit['backbone'])}, C = {fit['C']:g}, refitted on "
+             f"{fit['refitted_on']['n_tracks']} train + valid tracks; C chosen by the lowest mean log loss of "
+             f"{html.escape(inner['fold_source'])} cross-validation inside them.</p>"]  # fmt: skip
+    if len(fit["candidates"]) > 1:
+        rows = "".join(row([c["architecture"], c["n_features"], f"{c['C']:g}", *figures(c)]) for c in fit["candidates"])
+        parts.append(f"<h2>Backbones compared (--backbone auto)</h2><p>{html.escape(fit['why'])}</p><table>"
+                     "<tr><th>candidate</th><th>features</th><th>C</th><th>log loss</th><th>accuracy</th></tr>"
+                     f"{rows}</table>{image('backbones')}")  # fmt: skip
+    rows = "".join(row([f"{s['C']:g}" + (" (chosen)" if s["C"] == fit["C"] else ""), *figures(s)])
+                   for s in fit["selection"])  # fmt: skip
+    parts.append(f"<h2>C selection</h2><table><tr><th>C</th><th>log loss</th><th>accuracy</th></tr>{rows}</table>"
+                 f"{image('probe_selection')}")  # fmt: skip
+    return "\n".join(parts)

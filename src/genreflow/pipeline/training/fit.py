@@ -1,61 +1,32 @@
-"""Fitting one architecture on the store: gradient training (with seed 000's two phases) or a linear probe.
+"""Fitting one architecture on the store: gradient training (with seed 000's two phases) or linear
+probes (:mod:`.probe`: the one of lowest cross-validated log loss among the candidates).
 
-A run keeps its state under ``workdir``: Keras' ``BackupAndRestore`` per phase, plus a marker
+Gradient training runs epochs that cover every training patch, stops early on validation loss, and
+starts a pretrained backbone's softmax head from its linear probe's solution, so fine-tuning can only
+refine it. A run keeps its state under ``workdir``: Keras' ``BackupAndRestore`` per phase, plus a marker
 once a phase finished, so a run killed mid-epoch resumes from its last epoch when started again.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
-from ..models.architectures import Architecture, unfreeze_top
+from ..errors import ParameterError
+from ..models.architectures import ARCHITECTURES, Architecture, initial_weights, unfreeze_top
 from ..patches import PatchReader, evaluation_patches, model_inputs
-from .augment import Augment, training_batches
-from .config import TrainConfig
+from .augment import Augment, patches_per_track, training_batches
+from .config import HEADS, TrainConfig
 from .data import LabelledTracks
-from .evaluate import track_outputs
-
-
-@dataclass(frozen=True)
-class LinearChoice:
-    """The kept logistic regression and its validation figures."""
-
-    c: float
-    classifier: Any
-    accuracy: float
-    log_loss: float
-
-
-def select_logistic_regression(
-    x_train: np.ndarray,
-    y_train: np.ndarray,
-    x_valid: np.ndarray,
-    y_valid: np.ndarray,
-    grid: tuple[float, ...],
-) -> LinearChoice:
-    """Fit one logistic regression per C and keep the lowest validation log loss (ties: smaller C).
-
-    Log loss, not accuracy: the probabilities are the product. On separable data every C scores
-    100 % and an accuracy rule would keep the most regularised fit, whose top probability on
-    perfectly classified tracks was under 0.5.
-    """
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.metrics import log_loss
-
-    choices = []
-    for c in grid:
-        classifier = LogisticRegression(C=c, max_iter=2000).fit(x_train, y_train)
-        probabilities = classifier.predict_proba(x_valid)
-        loss = log_loss(y_valid, probabilities, labels=classifier.classes_)
-        accuracy = float(np.mean(classifier.classes_[probabilities.argmax(axis=1)] == y_valid))
-        choices.append(LinearChoice(c, classifier, accuracy, float(loss)))
-    return min(choices, key=lambda choice: (choice.log_loss, choice.c))
+from .probe import ProbeFeatures, fit_linear_probes
 
 
 @dataclass
@@ -66,86 +37,217 @@ class FitResult:
     details: dict[str, Any] = field(default_factory=dict)
 
 
+def fit_backbone(
+    candidates: Sequence[Architecture],
+    reader: PatchReader,
+    data: LabelledTracks,
+    config: TrainConfig,
+    workdir: Path,
+    *,
+    features: ProbeFeatures | None = None,
+) -> tuple[Architecture, FitResult]:
+    """What ``--backbone`` fits (:func:`~..models.architectures.backbone_candidates`): of linear probes
+    the one of lowest inner cross-validated log loss, fitted on train + valid (``features`` caches
+    their tagger features for the run), else the one gradient-trained architecture."""
+    if all(arch.linear_probe for arch in candidates):
+        probe = fit_linear_probes(
+            candidates, reader, data, config, features or ProbeFeatures(batch_size=config.batch_size)
+        )
+        return probe.arch, FitResult(probe.model, {}, probe.seconds, probe.details)
+    (arch,) = candidates
+    return arch, fit(arch, reader, data, config, workdir)
+
+
 def fit(arch: Architecture, reader: PatchReader, data: LabelledTracks, config: TrainConfig, workdir: Path) -> FitResult:
     """Train ``arch`` on the train split, selecting on valid; the test split is not touched here."""
+    if arch.linear_probe and config.head != HEADS[0]:
+        raise ParameterError(f"{arch.name} is a linear probe: its head is {HEADS[0]!r}, not {config.head!r}")
+    if arch.linear_probe:
+        return fit_backbone((arch,), reader, data, config, workdir)[1]
     import keras
 
     keras.utils.set_random_seed(config.seed)
     started = time.perf_counter()
     labels = {name: i for i, name in enumerate(data.classes)}
-    build_kwargs = {"weights": Path(config.weights) if config.weights else None}
-    model = arch.build(arch, len(data.classes), **build_kwargs)
-    if arch.linear_probe:
-        details = _fit_linear_probe(model, reader, data, labels, config)
-        return FitResult(model, {}, time.perf_counter() - started, details)
+    weights_file = Path(config.weights) if config.weights else None
+    weights = initial_weights(arch, weights_file)
+    model = arch.build(arch, len(data.classes), weights=weights_file, head=config.head)
+    history, details = _fit_gradient(model, arch, reader, data, labels, config, workdir, weights)
+    return FitResult(model, history, time.perf_counter() - started, details)
+
+
+@dataclass(frozen=True)
+class _Phase:
+    """One ``model.fit`` of a gradient run: seed 000's head phase, or its fine-tuning with the top opened."""
+
+    name: str
+    epochs: int
+    learning_rate: float
+    freeze_backbone: bool = False  # a pretrained backbone's head phase (the model is otherwise trained as built)
+    open_top: int | None = None  # fine-tuning: the backbone's top layers to open (0: all of them)
+
+
+def _fit_gradient(
+    model: Any,
+    arch: Architecture,
+    reader: PatchReader,
+    data: LabelledTracks,
+    labels: dict[str, int],
+    config: TrainConfig,
+    workdir: Path,
+    weights: dict[str, Any],
+) -> tuple[dict[str, list[float]], dict[str, Any]]:
+    """Seed 000's phases with early stopping on valid, then (``config.refit``) the same phases again
+    from the same start on train + valid, each for the epochs early stopping kept.
+
+    A pretrained musicnn-family backbone with a ``softmax`` head starts from the linear probe's
+    solution on the same frozen features of the training tracks (:func:`_head_from_probe`), and
+    every phase counts its starting weights as epoch 0 (:func:`_keep_best`): fine-tuning replaces
+    the probe only where validation loss improves. The refit starts the same way, its probe fitted
+    on train + valid as the linear model's is: where no epoch was kept, it is that linear model.
+    """
     train, valid = data.split("train"), data.split("valid")
-    augment = Augment(rng=np.random.default_rng(config.seed))
-    train_y = train["label"].map(labels).to_numpy()
-    stream = training_batches(reader, train, train_y, augment, batch_size=config.batch_size)
-    valid_x, owners = evaluation_patches(reader, valid)
-    valid_y = valid["label"].map(labels).to_numpy()[owners]
-    steps = config.steps_per_epoch or max(1, int(np.ceil(len(train) / config.batch_size)))
-    phases = [("head", config.epochs, config.learning_rate)]
-    if arch.pretrained and config.fine_tune_epochs:
-        phases.append(("fine-tune", config.fine_tune_epochs, config.learning_rate * config.fine_tune_lr_factor))
+    probe = ARCHITECTURES.get(f"{arch.pretrained}-linear") if arch.pretrained and config.head == HEADS[0] else None
+    head_init: dict[str, Any] = {"from": "random init"}
+    if probe is not None:
+        head_init = _head_from_probe(model, probe, reader, dataclasses.replace(data, table=train), config)
+    start = model.get_weights()
+    phases = [_Phase("head", config.epochs, config.learning_rate, freeze_backbone=weights["pretrained"])]
+    if weights["pretrained"] and config.fine_tune_epochs:
+        phases.append(_Phase("fine-tune", config.fine_tune_epochs, config.learning_rate * config.fine_tune_lr_factor,
+                             open_top=config.fine_tune_layers))  # fmt: skip
     history: dict[str, list[float]] = {}
-    for phase, epochs, learning_rate in phases:
-        if phase == "fine-tune":
-            unfreeze_top(model, config.fine_tune_layers)
-        done = workdir / f"{phase}.done.weights.h5"
+    kept = _run_phases(model, reader, train, valid, labels, config, workdir, phases, history,
+                       keep_start=probe is not None)  # fmt: skip
+    details: dict[str, Any] = {
+        "phases": [p.name for p in phases], "weights": weights, "head": config.head, "head_init": head_init,
+        "augment": config.augment.spec(), "early_stopping": kept,
+        "patches_per_epoch": int(patches_per_track(train, reader.patch_seconds).sum()),
+        "steps_per_epoch": _steps(train, reader, config),
+    }  # fmt: skip
+    if config.refit:
+        model.set_weights(start)
+        both = pd.concat([train, valid], ignore_index=True)
+        if probe is not None:  # the same start, from train + valid: the probe as the linear model fits it
+            details["refit_head_init"] = _head_from_probe(model, probe, reader, data, config)
+        again = [dataclasses.replace(p, name=f"refit-{p.name}", epochs=kept[p.name]["epochs"]) for p in phases
+                 if kept[p.name]["epochs"]]  # fmt: skip
+        _run_phases(model, reader, both, None, labels, config, workdir, again, history, keep_start=False)
+        details["refit"] = {"tracks": len(both), "epochs": {p.name: p.epochs for p in again}}
+    return history, details
+
+
+def _head_from_probe(
+    model: Any, probe: Architecture, reader: PatchReader, data: LabelledTracks, config: TrainConfig
+) -> dict[str, Any]:
+    """Fit ``probe`` (the same backbone's linear probe) on ``data``'s non-test tracks and copy its
+    softmax layer into ``model``'s head; returns what the card records of it."""
+    fitted = fit_linear_probes((probe,), reader, data, config, ProbeFeatures(batch_size=config.batch_size))
+    model.get_layer("head_softmax").set_weights(fitted.model.get_layer("head_softmax").get_weights())
+    return {"from": f"linear probe {probe.name}", "tracks": fitted.details["refitted_on"]["n_tracks"],
+            **{key: fitted.details[key] for key in ("C", "C_chosen_by", "inner_cv")}}  # fmt: skip
+
+
+def _steps(tracks: pd.DataFrame, reader: PatchReader, config: TrainConfig) -> int:
+    """Steps per epoch: ``config.steps_per_epoch``, else enough batches to cover every training patch."""
+    patches = int(patches_per_track(tracks, reader.patch_seconds).sum())
+    return config.steps_per_epoch or max(1, -(-patches // config.batch_size))
+
+
+def _run_phases(
+    model: Any,
+    reader: PatchReader,
+    train: pd.DataFrame,
+    valid: pd.DataFrame | None,
+    labels: dict[str, int],
+    config: TrainConfig,
+    workdir: Path,
+    phases: list[_Phase],
+    history: dict[str, list[float]],
+    *,
+    keep_start: bool,
+) -> dict[str, dict[str, float]]:
+    """Run ``phases`` in order (each resumable under ``workdir``), adding to ``history``; returns, per
+    phase, the epochs it kept (0: its starting weights stayed best) and its validation loss at the
+    start and at the end. The first phase's start competes only when ``keep_start`` (a solution, not
+    a random head); a later phase always starts from the one before. Without ``valid`` every epoch runs."""
+    import keras
+
+    augment = Augment(config.augment, np.random.default_rng(config.seed))
+    stream = training_batches(reader, train, train["label"].map(labels).to_numpy(), augment,
+                              batch_size=config.batch_size)  # fmt: skip
+    validation = None
+    if valid is not None:
+        valid_x, owners = evaluation_patches(reader, valid)
+        validation = (model_inputs(valid_x), valid["label"].map(labels).to_numpy()[owners])
+    kept: dict[str, dict[str, float]] = {}
+    for index, phase in enumerate(phases):
+        if phase.freeze_backbone:
+            model.get_layer("backbone").trainable = False
+        if phase.open_top is not None:
+            unfreeze_top(model, phase.open_top)
+        done = workdir / f"{phase.name}.done.weights.h5"
         if done.exists():  # finished before an interruption: keep its weights, skip its epochs
             model.load_weights(done)
-            history.update(json.loads((workdir / f"{phase}.history.json").read_text()))
+            history.update(json.loads((workdir / f"{phase.name}.history.json").read_text()))
+            kept[phase.name] = json.loads((workdir / f"{phase.name}.kept.json").read_text())
             continue
         model.compile(
-            optimizer=keras.optimizers.Adam(learning_rate),
+            optimizer=keras.optimizers.Adam(phase.learning_rate),
             loss="sparse_categorical_crossentropy",
             metrics=["accuracy"],
         )
-        callbacks = [
-            keras.callbacks.BackupAndRestore(str(workdir / f"{phase}-backup")),
-            keras.callbacks.EarlyStopping(patience=config.patience, restore_best_weights=True),
-        ]
+        callbacks = [keras.callbacks.BackupAndRestore(str(workdir / f"{phase.name}-backup"))]
+        if validation is not None:
+            start_loss = float(model.evaluate(*validation, batch_size=config.batch_size, verbose=0)[0])
+            competes = keep_start or index > 0
+            callbacks.append(_keep_best(model.get_weights(), start_loss if competes else np.inf, config.patience))
         fitted = model.fit(
             stream,
-            steps_per_epoch=steps,
-            epochs=epochs,
-            validation_data=(model_inputs(valid_x), valid_y),
-            batch_size=config.batch_size,
+            steps_per_epoch=_steps(train, reader, config),
+            epochs=phase.epochs,
+            validation_data=validation,
+            validation_batch_size=config.batch_size,
             shuffle=False,  # the stream is already a fresh random draw of tracks and patches
             callbacks=callbacks,
             verbose=0,
         )
-        phase_history = {f"{phase}/{k}": [float(v) for v in values] for k, values in fitted.history.items()}
+        if validation is None:
+            kept[phase.name] = {"epochs": len(fitted.epoch)}
+        else:
+            best = callbacks[-1]
+            kept[phase.name] = {"epochs": best.best_epoch, "start_val_loss": start_loss, "val_loss": best.best_loss}
+        phase_history = {f"{phase.name}/{k}": [float(v) for v in values] for k, values in fitted.history.items()}
         model.save_weights(done)
-        (workdir / f"{phase}.history.json").write_text(json.dumps(phase_history))
+        (workdir / f"{phase.name}.history.json").write_text(json.dumps(phase_history))
+        (workdir / f"{phase.name}.kept.json").write_text(json.dumps(kept[phase.name]))
         history.update(phase_history)
-    return FitResult(model, history, time.perf_counter() - started, {"phases": [p[0] for p in phases]})
+    return kept
 
 
-def _fit_linear_probe(
-    model: Any, reader: PatchReader, data: LabelledTracks, labels: dict[str, int], config: TrainConfig
-) -> dict[str, Any]:
-    """Logistic regression on track-averaged frozen features, C chosen on valid, written into the head."""
-    from sklearn.preprocessing import StandardScaler
+def _keep_best(start_weights: list[np.ndarray], start_loss: float, patience: int) -> Any:
+    """Early stopping on validation loss that counts the phase's starting weights as epoch 0 (with
+    ``start_loss``; infinite: any epoch beats them): the phase ends with the best weights seen.
 
-    train, valid = data.split("train"), data.split("valid")
-    x_train, x_valid = (
-        track_outputs(model, reader, t, ["embedding"], batch_size=config.batch_size)["embedding"]
-        for t in (train, valid)
-    )
-    y_train, y_valid = train["label"].map(labels).to_numpy(), valid["label"].map(labels).to_numpy()
-    scaler = StandardScaler().fit(x_train)
-    choice = select_logistic_regression(
-        scaler.transform(x_train), y_train, scaler.transform(x_valid), y_valid, config.linear_c
-    )
-    coef, intercept = choice.classifier.coef_, choice.classifier.intercept_
-    if coef.shape[0] == 1:  # binary: softmax([0, z]) is sklearn's sigmoid(z)
-        coef, intercept = np.vstack([np.zeros_like(coef), coef]), np.concatenate([[0.0], intercept])
-    # softmax(W·(e - μ)/σ + b) as one Dense layer: fold the scaler into the weights.
-    weights = (coef / scaler.scale_).T
-    bias = intercept - (coef * scaler.mean_ / scaler.scale_).sum(axis=1)
-    model.get_layer("head_softmax").set_weights([weights.astype(np.float32), bias.astype(np.float32)])
-    return {"classifier": "logistic regression", "C": choice.c, "valid_track_accuracy": choice.accuracy,
-            "valid_log_loss": choice.log_loss, "C_chosen_by": "validation log loss",
-            "C_grid": list(config.linear_c)}  # fmt: skip
+    (Keras' ``EarlyStopping`` only compares epochs it ran, so a phase could end worse than it began.)
+    """
+    import keras
+
+    class KeepBest(keras.callbacks.Callback):
+        def on_train_begin(self, logs: dict[str, float] | None = None) -> None:
+            self.best_loss, self.best_weights, self.best_epoch, self.waited = start_loss, start_weights, 0, 0
+
+        def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
+            loss = float((logs or {})["val_loss"])
+            if loss < self.best_loss:
+                self.best_loss, self.best_weights, self.best_epoch, self.waited = (
+                    loss, self.model.get_weights(), epoch + 1, 0)  # fmt: skip
+                return
+            self.waited += 1
+            if self.waited >= patience:
+                self.model.stop_training = True
+
+        def on_train_end(self, logs: dict[str, float] | None = None) -> None:
+            self.model.set_weights(self.best_weights)
+
+    return KeepBest()

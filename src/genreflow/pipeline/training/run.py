@@ -15,7 +15,7 @@ from importlib.metadata import version as package_version
 from pathlib import Path
 from typing import Any
 
-from ..models.architectures import get_architecture
+from ..models.architectures import backbone_candidates
 from ..patches import PatchReader
 from ..registry import ModelRef, load_keras_file, register
 from ..store import StoreLayout
@@ -23,7 +23,8 @@ from ..store.lease import acquire_lease
 from .config import TrainConfig
 from .data import labelled_tracks
 from .evaluate import PROBABILITIES, metrics, track_outputs, write_report
-from .fit import fit
+from .fit import fit_backbone
+from .probe import ProbeFeatures
 
 LIBRARIES = ("genreflow", "keras", "tensorflow", "tensorflow-cpu", "numpy", "scikit-learn")
 
@@ -64,19 +65,23 @@ def train_and_register(
     selection: dict[str, Any] | None = None,
     wait_s: float = 0.0,
     worker: dict[str, Any] | None = None,
+    features: ProbeFeatures | None = None,
 ) -> TrainResult:
     """Train ``arch_name``, evaluate it once on the test split, register it under the store's lease
     (waiting up to ``wait_s`` for another run's; if it is still held, the run's resumable state is
     kept, so the same command registers without training again from scratch).
 
-    ``selection`` (grid scores on validation, cross-validation figures) and where it ran (the host,
-    and the Dask ``worker`` with its resources when one ran it) are recorded in the card.
+    ``arch_name`` ``auto`` fits every candidate probe and registers the one of lowest inner
+    cross-validated log loss (``features``: the run's cache of their tagger features, shared with
+    its cross-validation). ``selection`` (grid scores on validation, cross-validation figures) and
+    where it ran (the host, and the Dask ``worker`` with its resources when one ran it) are recorded
+    in the card.
     """
-    arch = get_architecture(arch_name)
-    data = labelled_tracks(layout, arch.inputs, seed=config.seed, needed_by=arch.name)
-    reader = PatchReader(layout, arch)
+    candidates = backbone_candidates(arch_name)
+    data = labelled_tracks(layout, candidates[0].inputs, seed=config.seed, needed_by=arch_name)
+    reader = PatchReader(layout, candidates[0])  # auto's candidates all read the same musicnn96 patches
     state.mkdir(parents=True, exist_ok=True)
-    result = fit(arch, reader, data, config, state)
+    arch, result = fit_backbone(candidates, reader, data, config, state, features=features)
 
     test = data.split("test")
     labels = {name: i for i, name in enumerate(data.classes)}
@@ -85,6 +90,7 @@ def train_and_register(
     probabilities = test_outputs[PROBABILITIES]
     card: dict[str, Any] = {
         "architecture": arch.name,
+        "backbone_requested": arch_name,  # `auto`: the card's fit.candidates say why arch.name won
         "created_at": datetime.now(UTC).isoformat(),
         "data": {
             "store": layout.root,

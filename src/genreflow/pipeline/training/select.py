@@ -15,33 +15,36 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ParameterError
-from ..models.architectures import Architecture, get_architecture
+from ..models.architectures import Architecture, backbone_candidates
 from ..patches import PatchReader
 from ..store import StoreLayout
 from .config import TrainConfig
 from .data import LabelledTracks, labelled_tracks
 from .evaluate import metrics, predict_tracks
-from .fit import fit
+from .fit import fit_backbone
+from .probe import ProbeFeatures
 
 _DATASET_NAMES = {"us8k": "UrbanSound8K"}
-GRID_KEYS = {"lr": "learning_rate", "batch": "batch_size", "epochs": "epochs", "patience": "patience"}
+GRID_KEYS = {"lr": "learning_rate", "batch": "batch_size", "epochs": "epochs", "patience": "patience", "head": "head"}
 
 
-def parse_grid(items: list[str], base: TrainConfig) -> list[TrainConfig]:
+def parse_grid(items: list[str], base: TrainConfig, *, backbone: str | None = None) -> list[TrainConfig]:
     """``["lr=1e-3,1e-4", "batch=32,64"]`` → one config per combination.
 
     Raises
     ------
     ParameterError
-        An unknown key or a value that is not a number.
+        An unknown key or a value that is not a number, or a ``backbone`` that is a linear probe.
     """
+    if backbone is not None:
+        refuse_probe_grid(backbone)
     axes = []
     for item in items:
         key, _, values = item.partition("=")
         if key not in GRID_KEYS or not values:
             raise ParameterError(f"--grid {item!r}: expected KEY=V1,V2 with KEY one of {', '.join(GRID_KEYS)}")
         field = GRID_KEYS[key]
-        cast = float if field == "learning_rate" else int
+        cast = {"learning_rate": float, "head": str}.get(field, int)  # a head TrainConfig checks by name
         try:
             axes.append([(field, cast(v)) for v in values.split(",")])
         except ValueError:
@@ -58,32 +61,65 @@ def choose_config(grid: Sequence[TrainConfig], scores: Sequence[dict[str, Any]])
 
 
 def _grid_point(config: TrainConfig) -> dict[str, Any]:
-    return {"learning_rate": config.learning_rate, "batch_size": config.batch_size, "epochs": config.epochs}
+    return {
+        "learning_rate": config.learning_rate,
+        "batch_size": config.batch_size,
+        "epochs": config.epochs,
+        "head": config.head,
+    }
+
+
+def refuse_probe_grid(backbone: str) -> None:
+    """A grid is scored on validation tracks, which a linear probe is fitted on: refuse it.
+
+    Raises
+    ------
+    ParameterError
+        ``backbone`` is a linear probe or ``auto``.
+    """
+    if all(arch.linear_probe for arch in backbone_candidates(backbone)):
+        raise ParameterError(
+            f"--grid tunes gradient training (lr, batch, epochs, patience); --backbone {backbone} is a linear probe "
+            "that chooses its C by cross-validation inside train + valid: drop --grid"
+        )
 
 
 def validation_score(layout: StoreLayout, arch_name: str, config: TrainConfig) -> dict[str, Any]:
     """Fit on train, score tracks of valid: what a grid point is judged by."""
-    arch = get_architecture(arch_name)
-    data = labelled_tracks(layout, arch.inputs, seed=config.seed, needed_by=arch.name)
-    return _fit_and_score(arch, layout, data, config, "valid")
+    refuse_probe_grid(arch_name)
+    candidates = backbone_candidates(arch_name)
+    data = labelled_tracks(layout, candidates[0].inputs, seed=config.seed, needed_by=arch_name)
+    return _fit_and_score(candidates, layout, data, config, "valid")
 
 
-def cross_validate(layout: StoreLayout, arch_name: str, config: TrainConfig, *, folds: int) -> dict[str, Any]:
+def cross_validate(
+    layout: StoreLayout,
+    arch_name: str,
+    config: TrainConfig,
+    *,
+    folds: int,
+    features: ProbeFeatures | None = None,
+) -> dict[str, Any]:
     """K folds of every labelled track (:func:`fold_assignment`): each fold is test once, the next one valid.
 
-    Returns mean and standard deviation of accuracy and macro-F1 over folds, each fold's figures,
-    and ``fold_source``: where the folds came from.
+    Each fold fits what ``arch_name`` names as the registered model would be fitted (``auto``: every
+    candidate probe, chosen inside the fold's train + valid tracks; ``features`` caches their tagger
+    features across folds and for the run's final fit).
+
+    Returns mean and standard deviation of accuracy and macro-F1 over folds, each fold's figures
+    (with the architecture it fitted), and ``fold_source``: where the folds came from.
     """
     if folds < 3:
         raise ParameterError(f"--cv needs at least 3 folds (one test, one valid, the rest train), got {folds}")
-    arch = get_architecture(arch_name)
-    data = labelled_tracks(layout, arch.inputs, seed=config.seed, needed_by=arch.name)
+    candidates = backbone_candidates(arch_name)
+    data = labelled_tracks(layout, candidates[0].inputs, seed=config.seed, needed_by=arch_name)
     fold_of, fold_source = fold_assignment(data.table, folds, seed=config.seed)
+    features = features or ProbeFeatures(batch_size=config.batch_size)
     results = []
     for k in range(folds):
         split = np.where(fold_of == k, "test", np.where(fold_of == (k + 1) % folds, "valid", "train"))
         fold = dataclasses.replace(data, table=data.table.assign(split=split), split_source=f"cv fold {k + 1}/{folds}")
-        results.append(_fit_and_score(arch, layout, fold, config, "test"))
+        results.append(_fit_and_score(candidates, layout, fold, config, "test", features=features))
     summary: dict[str, Any] = {"folds": folds, "fold_source": fold_source, "per_fold": results}
     for key in ("accuracy", "macro_f1"):
         values = np.array([r[key] for r in results])
@@ -132,15 +168,23 @@ def fold_assignment(table: pd.DataFrame, folds: int, *, seed: int) -> tuple[np.n
 
 
 def _fit_and_score(
-    arch: Architecture, layout: StoreLayout, data: LabelledTracks, config: TrainConfig, split: str
+    candidates: Sequence[Architecture],
+    layout: StoreLayout,
+    data: LabelledTracks,
+    config: TrainConfig,
+    split: str,
+    *,
+    features: ProbeFeatures | None = None,
 ) -> dict[str, Any]:
-    reader = PatchReader(layout, arch)
+    reader = PatchReader(layout, candidates[0])
     with tempfile.TemporaryDirectory(prefix="genreflow-select-") as state:
-        result = fit(arch, reader, data, config, Path(state))
+        arch, result = fit_backbone(candidates, reader, data, config, Path(state), features=features)
     scored = data.split(split)
     y_true = scored["label"].map({name: i for i, name in enumerate(data.classes)}).to_numpy()
     figures = metrics(y_true, predict_tracks(result.model, reader, scored), data.classes)
-    return {"accuracy": figures["accuracy"], "macro_f1": figures["macro_f1"], "n_tracks": figures["n_tracks"]}
+    chosen = {"C": result.details["C"]} if arch.linear_probe else {}
+    return {"accuracy": figures["accuracy"], "macro_f1": figures["macro_f1"], "n_tracks": figures["n_tracks"],
+            "architecture": arch.name, **chosen}  # fmt: skip
 
 
 def _stratified_folds(labels: np.ndarray, folds: int, *, seed: int) -> np.ndarray:
