@@ -28,6 +28,7 @@ lint: setup
 
 bench: setup
 	$(BIN)/genreflow bench ingest --tracks 2000
+	$(BIN)/genreflow bench ingest --catalogue gtzan-wav --tracks 1000 --repeats 3
 	$(BIN)/genreflow bench train
 	$(BIN)/genreflow bench score --tracks 1000
 	$(BIN)/genreflow bench nightly --tracks 2000

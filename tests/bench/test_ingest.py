@@ -36,12 +36,13 @@ def test_gtzan_wav_bench_times_both_loops_and_each_genreflow_command(tmp_path, s
     from genreflow.bench.ingest import bench_gtzan_wav
 
     report = bench_gtzan_wav(settings, tracks=3, repeats=1, directory=tmp_path, seconds=2.0)
-    lines = report.splitlines()[1:]
+    lines = report.splitlines()[1:-1]
     assert [line.split("  ")[1] for line in lines] == [
         "serial loop", "joblib loop, 2 processes", "genreflow mel128, 2 workers", "genreflow 3 sets, 2 workers",
         "genreflow again, nothing new", "genreflow 10 tracks (fixed cost)",
     ]  # fmt: skip
     assert sum("x the joblib loop" in line for line in lines) == 2
+    assert report.splitlines()[-1].startswith("  feature compute per clip, one thread (ms): mel128 ")
     assert len(list((tmp_path / "loop-output").glob("*.npy"))) == 3  # the loops really ran (the last one's files)
     stored = StoreLayout(str(tmp_path / "store-all"))
     for name in ("mel128", "musicnn96", "wavelet"):  # and genreflow really computed every set of every track

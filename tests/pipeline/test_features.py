@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from genreflow.pipeline.errors import ParameterError
-from genreflow.pipeline.features import MEL128, MUSICNN96, WAVELET, get_feature_set, parse_feature_sets
+from genreflow.pipeline.features import MEL128, MUSICNN96, STFT512, WAVELET, get_feature_set, parse_feature_sets
 from genreflow.pipeline.features.mel import mel_filterbank
 from tests.conftest import tone
 
@@ -64,7 +64,7 @@ def test_configs_hash_their_parameters_and_names_resolve():
         MEL128.compute(tone(1, sr=16000), sr=16000)
 
 
-@pytest.mark.parametrize("fs", [MEL128, MUSICNN96, WAVELET], ids=lambda fs: fs.name)
+@pytest.mark.parametrize("fs", [MEL128, MUSICNN96, STFT512, WAVELET], ids=lambda fs: fs.name)
 @pytest.mark.parametrize("audio_s", [0.01, 1.3, 3.97, 4.0, 5.5])  # tiny, short, audio reaching the end, full, longer
 def test_a_window_holds_the_same_values_as_the_padded_signal(fs, audio_s):
     """Skipping the frames of padding changes no stored value (the window is 4 s here)."""
@@ -90,3 +90,12 @@ def test_a_short_clip_costs_what_it_holds(monkeypatch):
         MEL128.compute_window(np.ones(seconds * MEL128.sample_rate, np.float32), sr=MEL128.sample_rate, size=size)
         frames = sum(transformed)
         assert frames == MEL128.n_frames(size) if seconds == 30 else frames <= MEL128.n_frames(size) // 2 + 3
+
+
+def test_stft512_is_librosas_log_power_stft_up_to_its_cut_off():
+    rng = np.random.default_rng(4)
+    y = (tone(3.0) + 0.05 * rng.standard_normal(3 * 22050)).astype(np.float32)
+    power = np.abs(librosa.stft(y, n_fft=2048, hop_length=512, pad_mode="constant")) ** 2
+    out = STFT512.compute(y, sr=22050)
+    assert out.shape == (512, MEL128.n_frames(y.shape[0]))  # mel128's frame grid: the same networks read it
+    np.testing.assert_allclose(out, librosa.power_to_db(power[:512], ref=1.0, top_db=None), atol=2e-3)

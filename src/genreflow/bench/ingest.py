@@ -104,7 +104,12 @@ def bench_gtzan_wav(
             subprocess.run(command, check=True, env=env, stdout=subprocess.DEVNULL)
             times[label].append(time.perf_counter() - started)
     medians = {label: statistics.median(values) for label, values in times.items()}
-    return _wav_report(tracks, seconds, medians, repeats)
+    costs = feature_costs(paths[0])
+    return (
+        _wav_report(tracks, seconds, medians, repeats)
+        + "\n  feature compute per clip, one thread (ms): "
+        + (", ".join(f"{name} {ms:.1f}" for name, ms in costs.items()))
+    )
 
 
 def _wav_report(tracks: int, clip_s: float, seconds: dict[str, float], repeats: int) -> str:

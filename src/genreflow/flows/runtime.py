@@ -13,9 +13,10 @@ from genreflow.infra.settings import Settings
 from genreflow.pipeline.errors import ParameterError
 from genreflow.pipeline.store import StoreLayout, require_store_root, require_tracks
 from genreflow.pipeline.training.config import DEFAULT_ARCHITECTURE, DEFAULT_MODEL_NAME, TrainConfig
-from genreflow.pipeline.uri import require_writable_folder
+from genreflow.pipeline.uri import is_remote, require_writable_folder
 
 if TYPE_CHECKING:  # the flows' result types; importing them here would load every flow's dependencies
+    from genreflow.pipeline.embeddings.summary import EmbedSummary
     from genreflow.pipeline.ingest import IngestSummary
     from genreflow.pipeline.nightly import NightlySummary
     from genreflow.pipeline.scoring.summary import ScoreSummary
@@ -38,11 +39,63 @@ def run_ingest(settings: Settings, *, source: str, store: str | None = None, **p
     store = store or _store(settings)
     require_source(source, storage_options=settings.storage_options)
     require_store_root(StoreLayout(store, settings.storage_options))
+    if not is_remote(source):  # listing twice is free on a disk, not on a bucket of millions
+        unchanged = _up_to_date_summary(settings, source=source, store=store, params=params)
+        if unchanged is not None:
+            return unchanged
     prepare(settings)
     from genreflow.flows.ingest import ingest_flow
 
     _quiet(settings)
     return ingest_flow(source, store, storage_options=settings.storage_options, settings=settings, **params)
+
+
+def _up_to_date_summary(settings: Settings, *, source: str, store: str, params: dict[str, Any]) -> IngestSummary | None:
+    """The summary of a run with nothing to do, found without Prefect, workers or the lease (a second
+    or so instead of a flow run's five), or None when there is work: then the flow runs."""
+    import time
+
+    from genreflow.pipeline import ingest_config as defaults
+    from genreflow.pipeline.datasets import scan_catalogue, source_uri
+    from genreflow.pipeline.features import parse_feature_sets
+    from genreflow.pipeline.ingest import detected_dataset, new_run_id, summarise_run, up_to_date
+
+    started = time.perf_counter()
+    dataset = params.get("dataset", defaults.DEFAULT_DATASET)
+    sets = parse_feature_sets(list(params.get("feature_sets", defaults.DEFAULT_FEATURE_SETS)))
+    catalogue = scan_catalogue(
+        source, dataset=dataset, fma_subset=params.get("fma_subset", defaults.DEFAULT_FMA_SUBSET)
+    )
+    scanned = time.perf_counter()
+    layout = StoreLayout(store, settings.storage_options)
+    if not up_to_date(
+        layout,
+        catalogue,
+        source=source_uri(source),
+        dataset=dataset,
+        feature_sets=sets,
+        window_s=params.get("window_s"),
+        min_duration_s=params.get("min_duration_s", defaults.DEFAULT_MIN_DURATION_S),
+        channel_views=params.get("channel_views", defaults.DEFAULT_CHANNEL_VIEWS),
+        retry_failed=params.get("retry_failed", False),
+    ):
+        return None
+    done = time.perf_counter()
+    return summarise_run(
+        [],
+        results=[],
+        unprocessed=[],
+        run_id=new_run_id(),
+        source=source,
+        store=store,
+        dataset=detected_dataset(catalogue, dataset),
+        listed=len(catalogue),
+        selected=0,
+        recovered_runs=(),
+        feature_sets=tuple(fs.name for fs in sets),
+        wall_s=done - started,
+        phases={"scan_s": scanned - started, "plan_s": done - scanned},
+    )
 
 
 def run_score(settings: Settings, *, store: str | None = None, **params: Any) -> ScoreSummary:
@@ -57,6 +110,18 @@ def run_score(settings: Settings, *, store: str | None = None, **params: Any) ->
 
     _quiet(settings)
     return score_flow(store, storage_options=settings.storage_options, settings=settings, **params)
+
+
+def run_embed(settings: Settings, *, store: str | None = None, **params: Any) -> EmbedSummary:
+    """Run the embedding flow on the runner ``settings`` describe; returns the flow's summary."""
+    store = store or _store(settings)
+    require_store_root(StoreLayout(store, settings.storage_options))
+    require_tracks(StoreLayout(store, settings.storage_options))
+    prepare(settings)
+    from genreflow.flows.embed import embed_flow
+
+    _quiet(settings)
+    return embed_flow(store, storage_options=settings.storage_options, settings=settings, **params)
 
 
 def run_nightly(
@@ -96,10 +161,10 @@ def run_train(
     wait_s: float = 0.0,
 ) -> TrainResult:
     """Run the training flow: in this process (its GPU if any), or on a Dask cluster's GPU worker."""
-    from genreflow.pipeline.models.architectures import get_architecture
+    from genreflow.pipeline.models.architectures import backbone_candidates
 
     store = _store(settings)
-    get_architecture(backbone)  # an unknown name is refused before anything starts
+    backbone_candidates(backbone)  # an unknown name is refused before anything starts
     if settings.cluster != "local":
         raise ParameterError(
             f"train runs in this process (its GPU if any) or on --dask-address's GPU worker, not on "

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from ..errors import ParameterError
 from .base import FeatureSet
-from .mel import MEL128, MUSICNN96, MelSpectrogram
+from .mel import MEL128, MUSICNN96, STFT512, LinearSpectrogram, MelSpectrogram
 from .wavelet import WAVELET, MorletScalogram
 
-FEATURE_SETS: dict[str, FeatureSet] = {fs.name: fs for fs in (MEL128, MUSICNN96, WAVELET)}
+FEATURE_SETS: dict[str, FeatureSet] = {fs.name: fs for fs in (MEL128, MUSICNN96, WAVELET, STFT512)}
 
 
 def get_feature_set(name: str) -> FeatureSet:
@@ -31,8 +31,10 @@ __all__ = [
     "FEATURE_SETS",
     "MEL128",
     "MUSICNN96",
+    "STFT512",
     "WAVELET",
     "FeatureSet",
+    "LinearSpectrogram",
     "MelSpectrogram",
     "MorletScalogram",
     "get_feature_set",

@@ -1,4 +1,5 @@
-"""Mel spectrograms: ``mel128`` (the seeds' input) and ``musicnn96`` (the musicnn models' input).
+"""Power spectrograms: ``mel128`` (the seeds' input), ``musicnn96`` (the musicnn models' input) and
+``stft512`` (the linear-frequency spectrogram seed 002 compared mel against).
 
 Computed with numpy and scipy's FFT, equal to ``librosa.feature.melspectrogram`` (Slaney mel scale
 and area normalisation, periodic Hann window, centred frames) to float32 rounding. Doing it here
@@ -8,6 +9,7 @@ keeps librosa and its JIT warm-up out of the workers and takes half librosa's ti
 from __future__ import annotations
 
 import functools
+from abc import abstractmethod
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar, Literal
 
@@ -24,8 +26,8 @@ BLOCK_BYTES = 512 * 2**10  # frames transformed at once: 64 of 2,048 samples, in
 
 
 @dataclass(frozen=True)
-class MelSpectrogram(FeatureSet):
-    """A power mel spectrogram with a log compression.
+class PowerSpectrogram(FeatureSet):
+    """Log-compressed power of centred, Hann-windowed STFT frames, projected onto the set's bins.
 
     ``scale="db"`` gives ``10·log10(max(S, 1e-10))`` (absolute level, no per-track normalisation, so
     loudness survives); ``scale="log1p10000"`` gives ``log10(1 + 10000·S)``, musicnn's own input.
@@ -36,15 +38,9 @@ class MelSpectrogram(FeatureSet):
     in float16, so loud bins overflow to inf.
     """
 
-    kind: ClassVar[str] = "mel"
     n_fft: int = 2048
-    n_mels: int = 128
     scale: Literal["db", "log1p10000"] = "db"
     pad_mode: Literal["constant", "reflect"] = "constant"
-
-    @property
-    def n_bins(self) -> int:
-        return self.n_mels
 
     def compute(self, samples: np.ndarray, *, sr: int) -> np.ndarray:
         self._check_input(samples, sr)
@@ -62,15 +58,18 @@ class MelSpectrogram(FeatureSet):
             return 10.0 * np.log10(np.maximum(power, 1e-10), out=power)
         return np.log10(1.0 + 10000.0 * power, out=power)
 
+    @abstractmethod
+    def _project(self, power: np.ndarray) -> np.ndarray:
+        """The set's bins from a block of FFT-bin power [shape=(frames, 1 + n_fft // 2)], bins first."""
+
     def power(self, samples: np.ndarray, *, audio_samples: int | None = None) -> np.ndarray:
-        """Mel-band power of centred, Hann-windowed frames, float32 [shape=(n_mels, n_frames)].
+        """Power in the set's bins, float32 [shape=(n_bins, n_frames)].
 
         ``audio_samples``: the samples after the first ``audio_samples`` are zero (padding); frames
         holding none of the audio are set to 0 without being transformed.
 
-        The power goes straight into the FFT's output buffer, and the filterbank product is sparse
-        (each mel band spans a few FFT bins: 2,018 of 131,200 weights of mel128 are non-zero); frames
-        are transformed in blocks that stay in the CPU cache.
+        The power goes straight into the FFT's output buffer, and frames are transformed in blocks
+        that stay in the CPU cache.
         """
         import scipy.fft  # here, not at import: a run with nothing to compute never loads scipy
 
@@ -80,8 +79,7 @@ class MelSpectrogram(FeatureSet):
         n_frames = frames.shape[0]
         live = n_frames if audio_samples is None else _frames_with_audio(audio_samples, samples.shape[0], n_fft, hop)
         window = _hann(n_fft)
-        basis = _sparse_filterbank(self.sample_rate, n_fft, self.n_mels)
-        out = np.zeros((self.n_mels, n_frames), dtype=np.float32)
+        out = np.zeros((self.n_bins, n_frames), dtype=np.float32)
         block = max(16, BLOCK_BYTES // (4 * n_fft))
         windowed = np.empty((block, n_fft), dtype=np.float32)
         for start in range(0, live, block):
@@ -89,8 +87,46 @@ class MelSpectrogram(FeatureSet):
             chunk = np.multiply(frames[start:stop], window, out=windowed[: stop - start])
             parts = scipy.fft.rfft(chunk, axis=-1, overwrite_x=True).view(np.float32)  # real, imaginary pairs
             np.square(parts, out=parts)
-            out[:, start:stop] = basis @ (parts[:, 0::2] + parts[:, 1::2]).T
+            out[:, start:stop] = self._project(parts[:, 0::2] + parts[:, 1::2])
         return out
+
+
+@dataclass(frozen=True)
+class MelSpectrogram(PowerSpectrogram):
+    """A power mel spectrogram with a log compression.
+
+    The filterbank product is sparse: each mel band spans a few FFT bins (2,018 of mel128's 131,200
+    weights are non-zero).
+    """
+
+    kind: ClassVar[str] = "mel"
+    n_mels: int = 128
+
+    @property
+    def n_bins(self) -> int:
+        return self.n_mels
+
+    def _project(self, power: np.ndarray) -> np.ndarray:
+        return _sparse_filterbank(self.sample_rate, self.n_fft, self.n_mels) @ power.T
+
+
+@dataclass(frozen=True)
+class LinearSpectrogram(PowerSpectrogram):
+    """The log power of the STFT itself (seed 002's "raw" spectrogram), its lowest ``max_bins`` FFT bins.
+
+    On mel128's frame grid, so the same networks read either; ``stft512`` keeps the bins up to
+    512 · 22,050 / 2,048 ≈ 5.5 kHz (4x mel128's bytes; the full 1,025 bins would be 8x).
+    """
+
+    kind: ClassVar[str] = "stft"
+    max_bins: int = 512
+
+    @property
+    def n_bins(self) -> int:
+        return self.max_bins
+
+    def _project(self, power: np.ndarray) -> np.ndarray:
+        return power[:, : self.max_bins].T
 
 
 def _frames_with_audio(audio_samples: int, n_samples: int, n_fft: int, hop: int) -> int:
@@ -154,6 +190,7 @@ def mel_filterbank(sr: int, n_fft: int, n_mels: int) -> np.ndarray:
     return weights.astype(np.float32)
 
 
+STFT512 = LinearSpectrogram(name="stft512", version=1, sample_rate=22050, hop_length=512, n_fft=2048, max_bins=512)
 MEL128 = MelSpectrogram(name="mel128", version=1, sample_rate=22050, hop_length=512, n_fft=2048, n_mels=128)
 # musicnn was trained on librosa 0.6 features: centred frames with reflect padding.
 MUSICNN96 = MelSpectrogram(
