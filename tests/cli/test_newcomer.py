@@ -77,6 +77,8 @@ def test_help_says_what_is_required_and_shows_each_default_from_its_owner():
     assert f"(default {TrainConfig.epochs})" in train
     ingest = " ".join(_genreflow("ingest", "--help").stdout.split())
     assert f"(default {','.join(DEFAULT_FEATURE_SETS)})" in ingest and f"(default {DEFAULT_SHARD_SIZE})" in ingest
+    ignored = _genreflow("bench", "ingest", "--store", "/tmp/unused")  # benches make their own stores
+    assert ignored.returncode == 2 and "unrecognized arguments: --store" in ignored.stderr
 
 
 def test_documents_the_project_cites_are_in_the_repository():

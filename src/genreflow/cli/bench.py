@@ -47,7 +47,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     option(parser, "--difficulty", choices=DIFFICULTIES, help="models: the demo catalogue generated (see make-demo)",
            default_from=lambda: models_bench.DEFAULT_DIFFICULTY)  # fmt: skip
     parser.add_argument("--dir", type=Path, default=None, help="working folder (default: a temporary one)")
-    add_runtime(parser, store_default="inside the working folder")
+    add_runtime(parser, store_default=None)  # every bench makes its stores inside its working folder
 
 
 def counts(text: str) -> list[int]:

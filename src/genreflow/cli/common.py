@@ -114,11 +114,13 @@ def add_wait(parser: argparse.ArgumentParser) -> None:
            default_from=lambda: 0)  # fmt: skip
 
 
-def add_runtime(parser: argparse.ArgumentParser, *, store_default: str = "") -> None:
-    """Where a flow runs: the store, local workers or a Dask cluster, S3, verbosity."""
+def add_runtime(parser: argparse.ArgumentParser, *, store_default: str | None = "") -> None:
+    """Where a flow runs: the store (``store_default=None``: the command makes its own, so it takes
+    no ``--store``), local workers or a Dask cluster, S3, verbosity."""
     from genreflow.infra.settings import CLUSTERS
 
-    add_store(parser, default=store_default)
+    if store_default is not None:
+        add_store(parser, default=store_default)
     option(
         parser,
         "--workers",
