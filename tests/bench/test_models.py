@@ -70,7 +70,8 @@ def test_recipes_come_from_the_registries_and_bad_flags_are_one_line(capsys, mon
     assert names[0] == DEFAULT_ARCHITECTURE and {"musicnn-msd", "cnn2"} <= set(names)
     assert {a.name for a in ARCHITECTURES.values() if a.linear_probe} <= set(names)
     assert [r.name for r in choose_recipes(["cnn2", "musicnn-msd-linear"])] == ["cnn2", "musicnn-msd-linear"]
-    assert not any(r.what.endswith("against mel128") for r in known_recipes().values())  # no other set on its grid
+    stft = known_recipes()["cnn2-stft"]  # seed 002's comparison: the same CNN on the linear-frequency set
+    assert stft.what.endswith("stft512 against mel128") and stft.config == known_recipes()["cnn2"].config
 
     with monkeypatch.context() as registered:  # a feature set on mel128's frame grid, and a CNN that reads it
         from genreflow.pipeline.features import FEATURE_SETS, MEL128

@@ -11,9 +11,7 @@ N_CLASSES = 3
 
 def _batch(arch, n=4, seed=0):
     rng = np.random.default_rng(seed)
-    bins = {"mel128": 128, "musicnn96": 96, "wavelet": 64}
-    inputs = [rng.normal(0, 1, (n, bins[name], frames)).astype(np.float32) for name, frames in
-              zip(arch.inputs, arch.patch_frames, strict=True)]  # fmt: skip
+    inputs = [rng.normal(0, 1, (n, bins, frames)).astype(np.float32) for bins, frames in arch.input_shapes]
     return (inputs if len(inputs) > 1 else inputs[0]), np.arange(n) % N_CLASSES
 
 
