@@ -60,6 +60,8 @@ def bench_ingest(settings: Settings, *, tracks: int, seconds: float, directory: 
 
 ALL_SETS = "mel128,musicnn96,wavelet"
 FIXED_COST_TRACKS = 10
+SERIAL, JOBLIB = "serial loop", "joblib loop, 2 processes"
+MEL_RUN, ALL_RUN = "genreflow mel128, 2 workers", "genreflow 3 sets, 2 workers"  # read against both loops
 
 
 def bench_gtzan_wav(
@@ -86,10 +88,10 @@ def bench_gtzan_wav(
                 "--features", sets, "--workers", "2", "--dataset", "unlabelled"]  # fmt: skip
 
     rounds = {  # label -> (command, folder it writes afresh, or None to keep it)
-        "serial loop": ([python, "-m", baseline, "serial", str(listing), str(loops)], loops),
-        "joblib loop, 2 processes": ([python, "-m", baseline, "joblib", str(listing), str(loops)], loops),
-        "genreflow mel128, 2 workers": (ingest("gtzan", "store-mel", "mel128"), workdir / "store-mel"),
-        "genreflow 3 sets, 2 workers": (ingest("gtzan", "store-all", ALL_SETS), workdir / "store-all"),
+        SERIAL: ([python, "-m", baseline, "serial", str(listing), str(loops)], loops),
+        JOBLIB: ([python, "-m", baseline, "joblib", str(listing), str(loops)], loops),
+        MEL_RUN: (ingest("gtzan", "store-mel", "mel128"), workdir / "store-mel"),
+        ALL_RUN: (ingest("gtzan", "store-all", ALL_SETS), workdir / "store-all"),
         "genreflow again, nothing new": (ingest("gtzan", "store-mel", "mel128"), None),
         f"genreflow {FIXED_COST_TRACKS} tracks (fixed cost)": (
             ingest("gtzan-small", "store-small", "mel128"), workdir / "store-small"),
@@ -104,23 +106,26 @@ def bench_gtzan_wav(
             subprocess.run(command, check=True, env=env, stdout=subprocess.DEVNULL)
             times[label].append(time.perf_counter() - started)
     medians = {label: statistics.median(values) for label, values in times.items()}
-    costs = feature_costs(paths[0])
     return (
         _wav_report(tracks, seconds, medians, repeats)
         + "\n  feature compute per clip, one thread (ms): "
-        + (", ".join(f"{name} {ms:.1f}" for name, ms in costs.items()))
+        + (_costs(feature_costs(paths[0])))
     )
 
 
 def _wav_report(tracks: int, clip_s: float, seconds: dict[str, float], repeats: int) -> str:
-    serial, joblib = seconds["serial loop"], seconds["joblib loop, 2 processes"]
+    serial, joblib = seconds[SERIAL], seconds[JOBLIB]
     lines = [f"genreflow bench ingest --catalogue gtzan-wav: {tracks} GTZAN-format files "
              f"({clip_s:g} s, 22,050 Hz mono 16-bit WAV), whole commands, median of {repeats}"]  # fmt: skip
     for label, value in seconds.items():
-        ratios = "" if "loop" in label or "nothing" in label or "fixed" in label else (
+        ratios = "" if label not in (MEL_RUN, ALL_RUN) else (
             f"  = {joblib / value:4.2f}x the joblib loop, {serial / value:4.2f}x the serial loop")  # fmt: skip
         lines.append(f"  {label:<34} {value:7.2f} s{ratios}")
     return "\n".join(lines)
+
+
+def _costs(costs: dict[str, float]) -> str:
+    return ", ".join(f"{name} {ms:.1f}" for name, ms in costs.items())
 
 
 def _shard_size(tracks: int, workers: int) -> int:
@@ -227,7 +232,7 @@ def _report(tracks: int, seconds: float, baseline_s: float, costs: dict[str, flo
         lines.append(f"    peak worker RSS (MiB) per worker, first shard -> last shard: {peaks}")
     lines.append(
         "  feature compute per 30-s clip (ms): "
-        + ", ".join(f"{name} {ms:.1f}" for name, ms in costs.items())
+        + _costs(costs)
         + f"; wavelet/mel128 = {costs['wavelet'] / costs['mel128']:.2f}x"
     )
     return "\n".join(lines)
