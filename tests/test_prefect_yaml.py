@@ -13,7 +13,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = yaml.safe_load((ROOT / "prefect.yaml").read_text())
 DEPLOYMENTS = {deployment["name"]: deployment for deployment in CONFIG["deployments"]}
-POOLS = {"nightly": "cpu", "ingest": "cpu", "score": "cpu", "train": "gpu"}
+POOLS = {"nightly": "cpu", "backfill": "cpu", "score": "cpu", "train": "gpu"}
 
 
 def _flow(name: str, monkeypatch: pytest.MonkeyPatch):
@@ -70,7 +70,7 @@ def test_nightly_is_scheduled_and_the_others_run_on_demand():
     [schedule] = DEPLOYMENTS["nightly"]["schedules"]
     parsed = CronSchedule(cron=schedule["cron"], timezone=schedule.get("timezone"))  # raises on a bad one
     assert parsed.cron == DEFAULT_CRON and parsed.timezone == "UTC"
-    for name in ("ingest", "score", "train"):
+    for name in ("backfill", "score", "train"):
         assert not DEPLOYMENTS[name].get("schedules") and not DEPLOYMENTS[name].get("schedule")
 
 

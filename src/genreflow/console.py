@@ -39,9 +39,17 @@ def describe_ingest(summary: IngestSummary) -> str:
         f"ingest {summary.run_id}: {summary.listed} listed in {summary.source} ({summary.dataset}), "
         f"{summary.selected} new or changed",
         f"  ok {counts.get('ok', 0)}, failed {counts.get('failed', 0)}, skipped {counts.get('skipped', 0)}, "
-        f"removed {counts.get('removed', 0)}, not processed {len(summary.unprocessed)}; {summary.wall_s:.1f} s",
+        f"removed {counts.get('removed', 0)}, not processed {len(summary.unprocessed)}; "
+        + (f"{summary.batches} batches, " if summary.batches > 1 else "")
+        + f"{summary.wall_s:.1f} s",
         f"  store: {summary.store} (features: {', '.join(summary.feature_sets)})",
     ]
+    if summary.recovered_runs:
+        lines.append(
+            f"  committed the finished shards of {len(summary.recovered_runs)} interrupted run(s) "
+            f"({', '.join(summary.recovered_runs)}; counted above)"
+            + (f"; their unfinished shards left {summary.unused_rows} store rows unused" if summary.unused_rows else "")
+        )
     lines += [f"  failed: {f.uri}: {f.reason}" for f in summary.failures]
     lines += [f"  not processed: {f.uri}: {f.reason}" for f in summary.unprocessed]
     return "\n".join(lines)

@@ -17,7 +17,7 @@ import pytest
 
 pytestmark = pytest.mark.integration
 GENREFLOW = [sys.executable, "-m", "genreflow.cli"]
-NAMES = {"nightly": "genreflow-nightly", "ingest": "ingest", "train": "genreflow-train", "score": "genreflow-score"}
+NAMES = {"nightly": "genreflow-nightly", "backfill": "backfill", "train": "genreflow-train", "score": "genreflow-score"}
 CRON, TIMEZONE = "30 4 * * *", "Asia/Tokyo"  # no daylight saving: the next run is 04:30 JST
 
 
@@ -49,12 +49,12 @@ def test_deployments_carry_their_schedule_and_json_parameters(tmp_path, settings
     assert {name: d.flow_name for name, d in built.items()} == NAMES
     [item] = built["nightly"].schedules
     assert (item.schedule.cron, item.schedule.timezone, item.active) == (CRON, TIMEZONE, True)
-    assert all(not built[name].schedules for name in ("ingest", "train", "score"))
+    assert all(not built[name].schedules for name in ("backfill", "train", "score"))
 
     runtime = {"storage_options": {}, "settings": settings_parameter(settings), "show_progress": False}
     assert settings_parameter(settings)["home"] == str(settings.home)
     assert built["nightly"].parameters == {"sources": sources, "store": store, **runtime}
-    assert built["ingest"].parameters == {"source": sources[0], "store": store, **runtime}
+    assert built["backfill"].parameters == {"source": sources[0], "store": store, **runtime}
     assert built["score"].parameters == {"store": store, **runtime}
     assert built["train"].parameters == {
         "store": store,
@@ -102,7 +102,7 @@ def test_serve_registers_runs_on_demand_and_stops_on_ctrl_c(tmp_path):
             mine = _wait_for(registered, timeout=60, what="the four deployments", process=process)
             [item] = mine["nightly"].schedules
             assert (item.schedule.cron, item.schedule.timezone, item.active) == (CRON, TIMEZONE, True)
-            assert all(not mine[name].schedules for name in ("ingest", "train", "score"))
+            assert all(not mine[name].schedules for name in ("backfill", "train", "score"))
 
             printed = out.read_text()
             nexts = {f"{_next_0430(when):%Y-%m-%d %H:%M} JST" for when in (started, datetime.now(ZoneInfo("UTC")))}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 
 import numpy as np
@@ -34,19 +35,26 @@ def test_local_ingest_is_complete_incremental_and_exact(demo_source, tmp_path, s
 
     store = str(tmp_path / "store")
     first = run_ingest(
-        settings, source=str(demo_source), store=store, feature_sets=FEATURES, shard_size=4, show_progress=False
-    )
+        settings, source=str(demo_source), store=store, feature_sets=FEATURES, shard_size=4, batch_tracks=8,
+        backfill=True, show_progress=False,
+    )  # fmt: skip
     assert first.dataset == "gtzan" and first.listed == 17
     assert first.counts == {"ok": 14, "failed": 3}
     reasons = " ".join(f.reason for f in first.failures)
     assert "empty file" in reasons and "not audio" in reasons and "truncated" in reasons
-    assert len(first.shards) == 5 and sum(s.tracks for s in first.shards) == 17
-    assert os.getpid() not in {s.pid for s in first.shards}  # shards ran in Dask worker processes
+    # batches of 8, 8 and 1 tracks, in shards of at most 4, on one set of workers for the whole run
+    assert first.batches == 3 and [s.tracks for s in first.shards] == [4, 4, 4, 4, 1]
+    pids = {s.pid for s in first.shards}
+    assert os.getpid() not in pids and len(pids) <= settings.workers  # shards ran in Dask worker processes
     assert set(first.phases) == {"scan_s", "plan_s", "extract_s", "commit_s"}
     assert first.phases["extract_s"] > 0 and sum(first.phases.values()) <= first.wall_s
 
     layout = StoreLayout(store)
     manifest = read_manifest(layout)
+    batch_ids = [f"{first.run_id}-b{index:05d}" for index in range(3)]
+    assert manifest.groupby("run_id").size().to_dict() == dict(zip(batch_ids, [8, 8, 1], strict=True))
+    ok_rows = manifest.loc[manifest["status"] == "ok", "row"]
+    assert ok_rows.is_unique and len(ok_rows) == 14
     track = manifest[manifest["track_id"] == "gtzan:metal.00001"].iloc[0]
     spec = ExtractionSpec(parse_feature_sets(FEATURES), ClipWindow(seconds=30.0))
     expected = compute_features(decode_clip(track["uri"], window=spec.window), spec)
@@ -66,8 +74,13 @@ def test_local_ingest_is_complete_incremental_and_exact(demo_source, tmp_path, s
     assert len(latest) == 17  # one row per track: the changed one replaced its old row
 
     with get_client(sync_client=True) as client:
-        keys = {a.key for a in client.read_artifacts()}
-    assert f"ingest-{first.run_id.lower()}-failures" in keys
+        artifacts = {a.key: a for a in client.read_artifacts()}
+        run = client.read_flow_run(artifacts[f"ingest-{first.run_id.lower()}-failures"].flow_run_id)
+        flow_name = client.read_flow(run.flow_id).name
+    assert flow_name == "backfill"
+    progress = artifacts[f"ingest-{first.run_id.lower()}-progress"]
+    assert progress.type == "progress" and float(progress.data) == 100.0
+    assert progress.description.startswith("3 of 3 batches committed, 17 of 17 tracks")
 
 
 def test_s3_source_and_store(tmp_path, settings, s3_endpoint):
@@ -162,3 +175,62 @@ def test_a_user_error_in_a_task_is_not_retried(tmp_path, settings):
         [scan] = client.read_task_runs(task_run_filter=TaskRunFilter(name=TaskRunFilterName(like_="scan-source")),
                                        sort=TaskRunSort.EXPECTED_START_TIME_DESC, limit=1)  # fmt: skip
     assert scan.run_count == 1 and scan.state.is_failed()  # no retry: its delays alone were 12 s
+
+
+def test_a_backfill_killed_mid_run_goes_on_where_it_stopped(tmp_path, settings):
+    """SIGKILL a real `genreflow backfill` between its batches; the same command finishes the work:
+    every track once, nothing decoded twice, the values those of a clean run."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from genreflow.pipeline.store import open_features
+
+    source = tmp_path / "catalogue"
+    for index in range(24):
+        label = ("rock", "jazz", "folk")[index % 3]
+        (source / label).mkdir(parents=True, exist_ok=True)
+        sf.write(source / label / f"{index:02d}.wav", tone(6, freq=200.0 + 37 * index), 22050)
+    env = {**os.environ, "GENREFLOW_HOME": str(settings.home)}
+
+    def backfill(store, *extra) -> subprocess.Popen:
+        argv = [sys.executable, "-m", "genreflow.cli", "backfill", str(source), "--store", str(store),
+                "--features", "mel128", "--batch-tracks", "3", "--json", *extra]  # fmt: skip
+        return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+
+    store = tmp_path / "store"
+    killed = backfill(store)
+    parts = store / "manifest"
+    deadline = time.monotonic() + 120
+    while len(list(parts.glob("part-*.parquet"))) < 2 and killed.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    killed.send_signal(signal.SIGKILL)
+    killed.wait()
+    assert killed.returncode == -signal.SIGKILL, killed.stderr.read()  # killed mid-run, not finished
+    committed = read_manifest(StoreLayout(str(store)))
+    assert 2 * 3 <= len(committed) < 24
+
+    resumed = backfill(store)
+    out, err = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0, err
+    summary = json.loads(out)
+    manifest = read_manifest(StoreLayout(str(store)))
+    # nothing decoded twice: one row per file, and the resumed run selected only what was not committed
+    assert manifest["uri"].is_unique and len(manifest) == 24 and set(manifest["status"]) == {"ok"}
+    recovered = manifest["run_id"].isin(summary["recovered_runs"]).sum()
+    assert summary["selected"] == 24 - len(committed) - recovered
+    assert summary["counts"] == {"ok": 24 - len(committed)}  # its own and the recovered rows
+    ids = open_features(StoreLayout(str(store)))["track_id"][:]
+    assert sorted(ids[manifest["row"].astype(int)]) == sorted(manifest["track_id"])
+    assert sum(1 for value in ids if value) == 24  # no row holds a track twice; unused rows hold none
+
+    clean_store = tmp_path / "clean"
+    clean = backfill(clean_store, "--batch-tracks", "24")
+    assert clean.wait(timeout=300) == 0, clean.stderr.read()
+    expected = read_manifest(StoreLayout(str(clean_store))).set_index("track_id")["row"]
+    rows = manifest.set_index("track_id")["row"].loc[expected.index]
+    np.testing.assert_array_equal(
+        read_rows(StoreLayout(str(store)), "mel128", list(rows.astype(int))),
+        read_rows(StoreLayout(str(clean_store)), "mel128", list(expected.astype(int))),
+    )

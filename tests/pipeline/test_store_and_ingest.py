@@ -6,17 +6,27 @@ import pytest
 
 from genreflow.pipeline.audio import ClipWindow, decode_clip
 from genreflow.pipeline.datasets import scan_catalogue
-from genreflow.pipeline.errors import StoreError
+from genreflow.pipeline.errors import ParameterError, StoreError
 from genreflow.pipeline.extract import ExtractionSpec, compute_features, run_shard
 from genreflow.pipeline.features import MEL128, WAVELET
 from genreflow.pipeline.ingest import (
     mark_duplicates,
     new_run_id,
+    plan_batches,
     plan_shards,
+    record_allocation,
     recover_interrupted_runs,
     select_work,
 )
-from genreflow.pipeline.store import FeatureStore, FeatureWriter, RowRange, StoreLayout, read_manifest, read_rows
+from genreflow.pipeline.store import (
+    FeatureStore,
+    FeatureWriter,
+    RowRange,
+    StoreLayout,
+    read_manifest,
+    read_rows,
+    write_manifest_part,
+)
 from genreflow.pipeline.store.features import open_features
 from tests.conftest import tone
 
@@ -110,7 +120,7 @@ def test_select_work_diffs_against_the_manifest(tmp_path, write_audio):
     run_shard(shard, spec, layout)
     # a crash here: receipts written, nothing committed; recovery commits them
     recovered = recover_interrupted_runs(layout, store)
-    assert list(recovered) == [shard.run_id] and {r["status"] for r in recovered[shard.run_id]} == {"ok", "failed"}
+    assert list(recovered) == [shard.run_id] and {r["status"] for r in recovered[shard.run_id].rows} == {"ok", "failed"}
     manifest = read_manifest(layout)
     assert len(manifest) == 4 and set(manifest["status"]) == {"ok", "failed"}
     assert select_work(catalogue, manifest, feature_sets=[MEL128]).empty
@@ -122,6 +132,45 @@ def test_select_work_diffs_against_the_manifest(tmp_path, write_audio):
     ids = open_features(layout)["track_id"][:]
     ok = manifest[manifest["status"] == "ok"]
     assert [ids[r] for r in ok["row"]] == list(ok["track_id"])
+
+
+def test_a_run_killed_between_its_shards_leaves_its_unfinished_shards_rows_reported(tmp_path, write_audio):
+    catalogue = _catalogue(tmp_path, write_audio)
+    layout, store = _store(tmp_path)
+    work = select_work(catalogue, read_manifest(layout), feature_sets=[MEL128])
+    first, second = plan_shards(work, run_id="r1", row_start=store.allocate(4), rows_per_track=1, shard_size=3)
+    record_allocation(layout, [first, second])
+    run_shard(first, ExtractionSpec((MEL128,), WINDOW), layout)  # killed here: the second shard never ran
+    [(run_id, run)] = recover_interrupted_runs(layout, store).items()
+    assert (run_id, len(run.rows), run.unused_rows) == ("r1", 3, 1)
+    left = select_work(catalogue, read_manifest(layout), feature_sets=[MEL128])
+    assert list(left["uri"]) == [second.tracks[0].uri]  # the next run decodes only what the dead run did not
+    assert recover_interrupted_runs(layout, store) == {}  # committed once
+
+
+def test_a_run_killed_after_writing_its_manifest_part_gets_its_track_ids_from_recovery(tmp_path, write_audio):
+    layout, store = _store(tmp_path)
+    work = select_work(_catalogue(tmp_path, write_audio), read_manifest(layout), feature_sets=[MEL128])
+    [shard] = plan_shards(work, run_id="r1", row_start=store.allocate(4), rows_per_track=1, shard_size=4)
+    rows = run_shard(shard, ExtractionSpec((MEL128,), WINDOW), layout).rows
+    write_manifest_part(layout, "r1", rows)  # killed here: the part is written, the track ids are not
+    assert not any(open_features(layout)["track_id"][:])
+    assert recover_interrupted_runs(layout, store) == {}  # nothing to commit again ...
+    ok = [r for r in rows if r["status"] == "ok"]
+    ids = open_features(layout)["track_id"][:]
+    assert len(ok) == 3 and [ids[r["row"]] for r in ok] == [r["track_id"] for r in ok]  # ... but the ids are there
+    assert not (tmp_path / "store/runs/r1").exists()
+
+
+def test_work_goes_in_batches_each_with_its_own_run_id(tmp_path, write_audio):
+    layout, _ = _store(tmp_path)
+    work = select_work(_catalogue(tmp_path, write_audio), read_manifest(layout), feature_sets=[MEL128])
+    batches = list(plan_batches(work, run_id="r1", batch_tracks=3))
+    assert [(batch_id, len(batch)) for batch_id, batch in batches] == [("r1-b00000", 3), ("r1-b00001", 1)]
+    assert [batch_id for batch_id, _ in plan_batches(work, run_id="r1", batch_tracks=4)] == ["r1"]
+    assert pd.concat([batch for _, batch in batches])["uri"].tolist() == work["uri"].tolist()
+    with pytest.raises(ParameterError, match="batch-tracks"):
+        list(plan_batches(work, run_id="r1", batch_tracks=0))
 
 
 def test_duplicate_content_under_two_names_is_kept_once():

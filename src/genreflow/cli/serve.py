@@ -1,5 +1,5 @@
 """``genreflow serve --store ROOT --source URI...``: serve the Prefect deployments from this process,
-``nightly`` on its cron schedule, ``ingest``, ``train`` and ``score`` on demand, until Ctrl-C."""
+``nightly`` on its cron schedule, ``backfill``, ``train`` and ``score`` on demand, until Ctrl-C."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                          help="serve the Prefect deployments: nightly on a schedule; the others on demand")  # fmt: skip
     parser.add_argument("--source", dest="sources", action="append", required=True, metavar="URI",
                         help="a folder or s3:// prefix the nightly run ingests (repeat for several; "
-                             "the first is also the ingest deployment's)")  # fmt: skip
+                             "the first is also the backfill deployment's)")  # fmt: skip
     option(parser, "--cron", metavar="EXPR", help="when the nightly run starts (five-field cron)",
            default_from=lambda: DEFAULT_CRON)  # fmt: skip
     option(parser, "--timezone", metavar="TZ", help="IANA zone of --cron (default this machine's zone, else UTC)")

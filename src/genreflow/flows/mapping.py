@@ -60,18 +60,20 @@ def workers(settings: Settings | None) -> Iterator[Any]:
         yield runner
 
 
-def as_they_finish(
-    futures: Sequence[Any], items: Sequence[Item], *, desc: str, show_progress: bool
-) -> Iterator[tuple[Item, Any]]:
-    """Each mapped item with its task's outcome, in completion order, behind a bar counting tracks.
+def track_bar(total: int, *, desc: str, show_progress: bool) -> tqdm:
+    """A bar counting tracks, with its rate and time left (off without ``show_progress``, or when
+    stderr is not a terminal): a backfill keeps one across its batches."""
+    return tqdm(total=total, unit="track", desc=desc, disable=None if show_progress else True)
+
+
+def as_they_finish(futures: Sequence[Any], items: Sequence[Item], *, bar: tqdm) -> Iterator[tuple[Item, Any]]:
+    """Each mapped item with its task's outcome, in completion order, counting its tracks on ``bar``.
 
     The outcome is the task's return value, or the exception of a task that failed after its
     retries: the caller decides what that costs, and the other items go on.
     """
     item_of = {id(future): item for future, item in zip(futures, items, strict=True)}
-    total = sum(len(item.tracks) for item in items)
-    with tqdm(total=total, unit="track", desc=desc, disable=None if show_progress else True) as bar:
-        for future in as_completed(futures):
-            item = item_of[id(future)]
-            yield item, future.result(raise_on_failure=False)
-            bar.update(len(item.tracks))
+    for future in as_completed(futures):
+        item = item_of[id(future)]
+        yield item, future.result(raise_on_failure=False)
+        bar.update(len(item.tracks))

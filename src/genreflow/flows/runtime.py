@@ -29,8 +29,11 @@ def prepare(settings: Settings) -> None:
     ensure_prefect_api(settings.home)
 
 
-def run_ingest(settings: Settings, *, source: str, store: str | None = None, **params: Any) -> IngestSummary:
-    """Run the ingest flow on the runner ``settings`` describe; returns the flow's summary.
+def run_ingest(
+    settings: Settings, *, source: str, store: str | None = None, backfill: bool = False, **params: Any
+) -> IngestSummary:
+    """Run the ingest flow (named ``backfill`` with ``backfill``) on the runner ``settings`` describe;
+    returns the flow's summary.
 
     A missing source or a store root that is a file is reported before any server or worker starts.
     """
@@ -44,10 +47,11 @@ def run_ingest(settings: Settings, *, source: str, store: str | None = None, **p
         if unchanged is not None:
             return unchanged
     prepare(settings)
-    from genreflow.flows.ingest import ingest_flow
+    from genreflow.flows.ingest import backfill_flow, ingest_flow
 
     _quiet(settings)
-    return ingest_flow(source, store, storage_options=settings.storage_options, settings=settings, **params)
+    chosen = backfill_flow if backfill else ingest_flow
+    return chosen(source, store, storage_options=settings.storage_options, settings=settings, **params)
 
 
 def _up_to_date_summary(settings: Settings, *, source: str, store: str, params: dict[str, Any]) -> IngestSummary | None:
@@ -58,7 +62,7 @@ def _up_to_date_summary(settings: Settings, *, source: str, store: str, params: 
     from genreflow.pipeline import ingest_config as defaults
     from genreflow.pipeline.datasets import scan_catalogue, source_uri
     from genreflow.pipeline.features import parse_feature_sets
-    from genreflow.pipeline.ingest import detected_dataset, new_run_id, summarise_run, up_to_date
+    from genreflow.pipeline.ingest import RunTally, detected_dataset, new_run_id, up_to_date
 
     started = time.perf_counter()
     dataset = params.get("dataset", defaults.DEFAULT_DATASET)
@@ -81,17 +85,13 @@ def _up_to_date_summary(settings: Settings, *, source: str, store: str, params: 
     ):
         return None
     done = time.perf_counter()
-    return summarise_run(
-        [],
-        results=[],
-        unprocessed=[],
+    return RunTally().summary(
         run_id=new_run_id(),
         source=source,
         store=store,
         dataset=detected_dataset(catalogue, dataset),
         listed=len(catalogue),
         selected=0,
-        recovered_runs=(),
         feature_sets=tuple(fs.name for fs in sets),
         wall_s=done - started,
         phases={"scan_s": scanned - started, "plan_s": done - scanned},

@@ -15,7 +15,7 @@ import pandas as pd
 from prefect import flow, unmapped
 
 from genreflow.flows.leases import holding_lease
-from genreflow.flows.mapping import as_they_finish, workers
+from genreflow.flows.mapping import as_they_finish, track_bar, workers
 from genreflow.infra.devices import cpu_threads_per_worker
 from genreflow.infra.settings import Settings
 from genreflow.pipeline.errors import ParameterError
@@ -179,12 +179,13 @@ def _run_chunks(
     results: list[ChunkScores] = []
     crashed: list[dict[str, str]] = []
     scored_at = datetime.now(UTC)
-    with workers(settings) as runner:
+    total = sum(len(chunk.tracks) for chunk in chunks)
+    with workers(settings) as runner, track_bar(total, desc="score", show_progress=show_progress) as bar:
         parameters = {"chunk": chunks, "spec": unmapped(spec), "layout": unmapped(layout), "ref": unmapped(info.ref)}
         longest = max(len(chunk.tracks) for chunk in chunks)
         task = score_chunk_task.with_options(timeout_seconds=chunk_timeout_s(longest, full_track=spec.full_track))
         futures = runner.map(task, parameters)
-        for chunk, outcome in as_they_finish(futures, chunks, desc="score", show_progress=show_progress):
+        for chunk, outcome in as_they_finish(futures, chunks, bar=bar):
             if isinstance(outcome, ChunkScores):
                 done.setdefault(chunk.shard, []).append(outcome)
                 results.append(outcome)

@@ -1,5 +1,5 @@
-"""Prefect deployments of the flows, for ``genreflow serve``: ``nightly`` on a cron schedule; ``ingest``
-(a backfill), ``train`` and ``score`` on demand (``prefect deployment run 'genreflow-score/score'``, or
+"""Prefect deployments of the flows, for ``genreflow serve``: ``nightly`` on a cron schedule;
+``backfill``, ``train`` and ``score`` on demand (``prefect deployment run 'genreflow-score/score'``, or
 the UI).
 
 The flows are named by entrypoint (``module:function``), as ``prefect.yaml`` names them: this layer
@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 DEFAULT_CRON = "0 2 * * *"  # nightly at 02:00 in the serving machine's zone (or --timezone)
 ENTRYPOINTS = {  # deployment name -> the flow it runs
     "nightly": "genreflow.flows.nightly:nightly_flow",
-    "ingest": "genreflow.flows.ingest:ingest_flow",
+    "backfill": "genreflow.flows.ingest:backfill_flow",
     "train": "genreflow.flows.train:train_flow",
     "score": "genreflow.flows.score:score_flow",
 }
@@ -141,9 +141,10 @@ def nightly_deployment(
     return _deployment("nightly", parameters, schedule=schedule)
 
 
-def ingest_deployment(settings: Settings, *, source: str, store: str) -> RunnerDeployment:
-    """``ingest/ingest``, on demand: a backfill of ``source`` (a run may name another: ``-p source=URI``)."""
-    return _deployment("ingest", {"source": source, "store": store, **_runtime(settings)})
+def backfill_deployment(settings: Settings, *, source: str, store: str) -> RunnerDeployment:
+    """``backfill/backfill``, on demand: the whole of ``source`` in batches (a run may name another
+    source: ``-p source=URI``)."""
+    return _deployment("backfill", {"source": source, "store": store, **_runtime(settings)})
 
 
 def score_deployment(settings: Settings, *, store: str) -> RunnerDeployment:
@@ -167,13 +168,13 @@ def train_deployment(settings: Settings, *, store: str) -> RunnerDeployment:
 def build_deployments(
     settings: Settings, *, sources: Sequence[str], store: str, cron: str = DEFAULT_CRON, timezone: str | None = None
 ) -> list[RunnerDeployment]:
-    """The four served deployments: ``nightly`` on its schedule; ``ingest`` (of the first source),
+    """The four served deployments: ``nightly`` on its schedule; ``backfill`` (of the first source),
     ``train`` and ``score`` on demand."""
     if not sources:
         raise ParameterError("at least one --source is required")
     return [
         nightly_deployment(settings, sources=sources, store=store, cron=cron, timezone=timezone),
-        ingest_deployment(settings, source=sources[0], store=store),
+        backfill_deployment(settings, source=sources[0], store=store),
         train_deployment(settings, store=store),
         score_deployment(settings, store=store),
     ]

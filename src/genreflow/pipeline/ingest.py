@@ -1,21 +1,24 @@
 """Ingest bookkeeping around the shard work: what to do, how to split it, how to commit it.
 
-The flow calls these in order: :func:`recover_interrupted_runs`, :func:`select_work`,
-:func:`plan_shards`, (shards run elsewhere), :func:`commit_run`. Only this code writes the
-manifest and the ``track_id`` array, so each has exactly one writer.
+The flow calls these in order: :func:`recover_interrupted_runs`, :func:`select_work`, then for each
+of :func:`plan_batches`: :func:`plan_shards`, :func:`record_allocation`, (shards run elsewhere),
+:func:`commit_run`, :meth:`RunTally.add`. Only this code writes the manifest and the ``track_id``
+array, so each has exactly one writer.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import secrets
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 
 from .audio import ClipWindow
 from .datasets import DEFAULT_WINDOW_S as DATASET_WINDOW_S
@@ -187,6 +190,45 @@ def _equal(left: pd.Series, right: pd.Series) -> np.ndarray:
     return (left == right).fillna(False).to_numpy(dtype=bool)
 
 
+def plan_batches(work: pd.DataFrame, *, run_id: str, batch_tracks: int) -> Iterator[tuple[str, pd.DataFrame]]:
+    """The work in batches of ``batch_tracks`` tracks, each with the run id it is committed under.
+
+    A batch is allocated, decoded and committed before the next is planned, so the rows a run holds
+    in memory are one batch's, and a crash loses at most the batch in flight (its finished shards'
+    receipts are committed by the next run). One batch keeps the run's own id; several are
+    ``<run id>-b00000``, ``-b00001``, ... (sortable, like run ids).
+    """
+    if batch_tracks < 1:
+        raise ParameterError(f"batch-tracks must be at least 1, got {batch_tracks}")
+    starts = range(0, len(work), batch_tracks)
+    for index, first in enumerate(starts):
+        batch_id = run_id if len(starts) == 1 else f"{run_id}-b{index:05d}"
+        yield batch_id, work.iloc[first : first + batch_tracks].reset_index(drop=True)
+
+
+def record_allocation(layout: StoreLayout, shards: Sequence[Shard]) -> None:
+    """Note the rows each shard of a batch owns before any shard runs, so that a recovery can tell
+    how many rows the shards that never finished leave unused (they hold no track)."""
+    if not shards:
+        return
+    plan = {"shards": [[s.index, s.row_start, s.rows_per_track * len(s.tracks)] for s in shards]}
+    fs, path = filesystem(layout.allocation(shards[0].run_id), layout.storage_options)
+    fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
+    fs.pipe_file(path, json.dumps(plan).encode())
+
+
+def _unused_rows(layout: StoreLayout, run_id: str) -> int:
+    """Rows allocated to shards of an interrupted run that left no receipt (0 without a record)."""
+    fs, path = filesystem(layout.allocation(run_id), layout.storage_options)
+    if not fs.exists(path):
+        return 0
+    plan = json.loads(fs.cat_file(path))
+    return sum(
+        rows for index, _, rows in plan["shards"]
+        if not fs.exists(filesystem(layout.receipt(run_id, index), layout.storage_options)[1])
+    )  # fmt: skip
+
+
 def plan_shards(
     work: pd.DataFrame, *, run_id: str, row_start: int, rows_per_track: int, shard_size: int
 ) -> list[Shard]:
@@ -207,17 +249,23 @@ def commit_run(
     """Make a run's rows durable: mark duplicates, append the manifest part, record track ids.
 
     Folder catalogues identify tracks by content hash; the same audio under a second name is kept
-    once and the other row says ``skipped: duplicate of <uri>``. Receipts are removed last, so a
-    crash anywhere here is repaired by :func:`recover_interrupted_runs`.
+    once and the other row says ``skipped: duplicate of <uri>``. The track ids are recorded after the
+    part and the receipts removed last, so a crash anywhere here is repaired by
+    :func:`recover_interrupted_runs` (a part without its track ids gets them then).
     """
     manifest = read_manifest(layout)
     committed = mark_duplicates(rows, manifest)
     if committed:
         write_manifest_part(layout, run_id, committed)
-        ok = [r for r in committed if r["status"] == "ok"]
-        store.record_track_ids([r["row"] for r in ok], [r["track_id"] for r in ok])
+        _record_track_ids(store, committed)
     _clear_run(layout, run_id)
     return committed
+
+
+def _record_track_ids(store: FeatureStore, rows: Sequence[dict[str, Any]]) -> None:
+    """The ``track_id`` of each ``ok`` row's store row (idempotent: recovery writes them again)."""
+    ok = [r for r in rows if r["status"] == "ok"]
+    store.record_track_ids([r["row"] for r in ok], [r["track_id"] for r in ok])
 
 
 def mark_duplicates(rows: Sequence[dict[str, Any]], manifest: pd.DataFrame) -> list[dict[str, Any]]:
@@ -249,24 +297,36 @@ def mark_duplicates(rows: Sequence[dict[str, Any]], manifest: pd.DataFrame) -> l
     return out
 
 
-def recover_interrupted_runs(layout: StoreLayout, store: FeatureStore) -> dict[str, list[dict[str, Any]]]:
-    """Commit the receipts of runs that stopped before their commit; returns each run's committed rows,
-    which the recovering run reports like its own (its failures too).
+@dataclass(frozen=True)
+class RecoveredRun:
+    """What recovery committed of a run that died before its commit: its receipts' rows, and the rows
+    its unfinished shards had been allocated (they stay empty; their tracks are selected again)."""
+
+    rows: list[dict[str, Any]]
+    unused_rows: int
+
+
+def recover_interrupted_runs(layout: StoreLayout, store: FeatureStore) -> dict[str, RecoveredRun]:
+    """Commit the receipts of runs that stopped before their commit; returns each such run's rows,
+    which the recovering run reports like its own (its failures too), and its unused rows.
 
     Their features are already in the store, so nothing is decoded twice; rows of shards that never
-    finished stay unused and those tracks are simply selected again as new. Call it holding the
-    store's lease: then every run with receipts is one that died.
+    finished stay unused (counted from the run's allocation record and reported, not leaked
+    silently) and those tracks are selected again as new. Call it holding the store's lease: then
+    every run with receipts is one that died.
     """
-    recovered: dict[str, list[dict[str, Any]]] = {}
+    recovered: dict[str, RecoveredRun] = {}
     for run_id in _run_dirs(layout):
         fs, part = filesystem(layout.manifest_part(run_id), layout.storage_options)
-        if fs.exists(part):
-            _clear_run(layout, run_id)  # committed, only the clean-up was lost
+        if fs.exists(part):  # committed; the track ids and the clean-up may have been lost
+            _record_track_ids(store, pq.read_table(part, filesystem=fs, schema=MANIFEST_SCHEMA).to_pylist())
+            _clear_run(layout, run_id)
             continue
+        unused = _unused_rows(layout, run_id)
         receipts = read_parquet_dir(
             layout.run_dir(run_id), schema=MANIFEST_SCHEMA, storage_options=layout.storage_options
         ).to_pylist()
-        recovered[run_id] = commit_run(layout, store, run_id, receipts)
+        recovered[run_id] = RecoveredRun(commit_run(layout, store, run_id, receipts), unused)
     return recovered
 
 
@@ -326,8 +386,10 @@ class IngestSummary:
     """What an ingest run did: what the CLI prints, the artifacts show and the exit code is read from.
 
     ``counts`` and ``by_label`` count the committed rows by status (``ok``, ``failed``,
-    ``skipped``); ``unprocessed`` are the tracks of shards that failed after their retries (they are
-    selected again next run); ``phases`` holds the flow's wall seconds per step.
+    ``skipped``, ``removed``); ``unprocessed`` are the tracks of shards that failed after their
+    retries (they are selected again next run); ``batches`` the batches committed (a backfill's unit
+    of progress); ``unused_rows`` the store rows that recovered runs' unfinished shards had been
+    allocated and never filled; ``phases`` holds the flow's wall seconds per step.
     """
 
     run_id: str
@@ -346,36 +408,67 @@ class IngestSummary:
     compute_s: float
     phases: dict[str, float]
     shards: tuple[ShardRun, ...]
+    batches: int = 0
+    unused_rows: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
 
-def summarise_run(
-    committed: Sequence[dict[str, Any]],
-    *,
-    results: Sequence[ShardResult],
-    unprocessed: Sequence[FailedTrack],
-    **run: Any,
-) -> IngestSummary:
-    """The run's summary from its committed manifest rows and shard results; ``run`` carries the
-    run's facts (``run_id``, ``source``, ``store``, ``dataset``, ``listed``, ``selected``,
-    ``recovered_runs``, ``feature_sets``, ``wall_s``, ``phases``)."""
-    counts: dict[str, int] = {}
-    by_label: dict[str, dict[str, int]] = {}
-    for row in committed:
-        counts[row["status"]] = counts.get(row["status"], 0) + 1
-        label = by_label.setdefault(row["label"] or "(none)", {"ok": 0, "failed": 0, "skipped": 0, "removed": 0})
-        label[row["status"]] += 1
-    return IngestSummary(
-        counts=counts,
-        by_label=by_label,
-        failures=tuple(FailedTrack(r["uri"], r["error"]) for r in committed if r["status"] == "failed"),
-        unprocessed=tuple(unprocessed),
-        compute_s=sum(r.seconds for r in results),
-        shards=tuple(
+@dataclass
+class RunTally:
+    """A run's counts, added commit by commit: a batch's rows are counted and dropped once committed,
+    so a backfill holds the failures and per-shard timings, never every track's row."""
+
+    counts: dict[str, int] = field(default_factory=dict)
+    by_label: dict[str, dict[str, int]] = field(default_factory=dict)
+    failures: list[FailedTrack] = field(default_factory=list)
+    unprocessed: list[FailedTrack] = field(default_factory=list)
+    shards: list[ShardRun] = field(default_factory=list)
+    recovered_runs: list[str] = field(default_factory=list)
+    batches: int = 0
+    unused_rows: int = 0
+
+    def add(
+        self,
+        committed: Sequence[dict[str, Any]],
+        *,
+        results: Sequence[ShardResult] = (),
+        unprocessed: Sequence[FailedTrack] = (),
+    ) -> None:
+        """Count one commit's rows, its shards' timings and its shards that failed."""
+        for row in committed:
+            self.counts[row["status"]] = self.counts.get(row["status"], 0) + 1
+            label = self.by_label.setdefault(
+                row["label"] or "(none)", {"ok": 0, "failed": 0, "skipped": 0, "removed": 0}
+            )
+            label[row["status"]] += 1
+        self.failures += [FailedTrack(r["uri"], r["error"]) for r in committed if r["status"] == "failed"]
+        self.unprocessed += unprocessed
+        self.shards += [
             ShardRun(r.index, len(r.rows), r.seconds, r.pid, r.peak_rss_bytes)
             for r in sorted(results, key=lambda r: r.index)
-        ),
-        **run,
-    )
+        ]
+
+    def add_recovered(self, recovered: dict[str, RecoveredRun]) -> None:
+        """Count what recovery committed of dead runs: their failures are failures of this run's report."""
+        for run_id, run in recovered.items():
+            self.add(run.rows)
+            self.recovered_runs.append(run_id)
+            self.unused_rows += run.unused_rows
+
+    def summary(self, **run: Any) -> IngestSummary:
+        """The run's summary; ``run`` carries its facts (``run_id``, ``source``, ``store``,
+        ``dataset``, ``listed``, ``selected``, ``feature_sets``, ``wall_s``, ``phases``)."""
+        return IngestSummary(
+            counts=dict(self.counts),
+            by_label={label: dict(counts) for label, counts in self.by_label.items()},
+            failures=tuple(self.failures),
+            unprocessed=tuple(self.unprocessed),
+            recovered_runs=tuple(self.recovered_runs),
+            compute_s=sum(shard.seconds for shard in self.shards),
+            shards=tuple(self.shards),
+            batches=self.batches,
+            unused_rows=self.unused_rows,
+            **run,
+        )

@@ -10,6 +10,9 @@ from __future__ import annotations
 # defaults fit together. A test checks the default model's inputs stay inside this set.
 DEFAULT_FEATURE_SETS = ("mel128", "musicnn96")
 DEFAULT_SHARD_SIZE = 128  # tracks per task: the unit of fan-out, retry and Zarr writes
+# Tracks allocated, decoded and committed together: what a killed run can lose, and what bounds the
+# rows a run holds (a night's tracks are one batch; a backfill of millions, hundreds).
+DEFAULT_BATCH_TRACKS = 10_000
 # Runs with at most this many tracks to decode are decoded in the flow's own process (two shards on
 # threads) instead of starting local worker processes, whose start-up costs more than they save.
 IN_PROCESS_TRACKS = 64

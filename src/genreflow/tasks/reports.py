@@ -3,8 +3,15 @@
 from __future__ import annotations
 
 import re
+import time
+from datetime import UTC, datetime, timedelta
 
-from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.artifacts import (
+    create_markdown_artifact,
+    create_progress_artifact,
+    create_table_artifact,
+    update_progress_artifact,
+)
 
 from genreflow.pipeline.embeddings.summary import EmbedSummary
 from genreflow.pipeline.ingest import IngestSummary
@@ -33,6 +40,33 @@ def publish_ingest_report(summary: IngestSummary) -> None:
     create_markdown_artifact(key=f"{key}-summary", markdown=ingest_markdown(summary))
 
 
+class BatchProgress:
+    """A run's batches as a Prefect progress artifact (percent of tracks, batches done / to do, ETA),
+    updated as each batch commits; a run of one batch (a night) makes none."""
+
+    def __init__(self, run_id: str, *, batches: int, tracks: int) -> None:
+        self.batches, self.tracks = batches, tracks
+        self.started = time.monotonic()
+        self.artifact = None
+        if batches > 1:
+            self.artifact = create_progress_artifact(
+                0.0, key=artifact_key("ingest", run_id, "progress"), description=self.describe(0, 0)
+            )
+
+    def advance(self, *, batches_done: int, tracks_done: int) -> None:
+        if self.artifact is not None:
+            percent = 100.0 * tracks_done / max(self.tracks, 1)
+            update_progress_artifact(self.artifact, percent, description=self.describe(batches_done, tracks_done))
+
+    def describe(self, batches_done: int, tracks_done: int) -> str:
+        text = f"{batches_done} of {self.batches} batches committed, {tracks_done} of {self.tracks} tracks"
+        if 0 < tracks_done < self.tracks:
+            left_s = (time.monotonic() - self.started) * (self.tracks - tracks_done) / tracks_done
+            eta = datetime.now(UTC) + timedelta(seconds=left_s)
+            text += f"; ETA {eta:%Y-%m-%d %H:%M} UTC ({left_s / 60:.0f} min left)"
+        return text
+
+
 def ingest_markdown(summary: IngestSummary) -> str:
     counts = summary.counts
     return "\n".join(
@@ -42,9 +76,17 @@ def ingest_markdown(summary: IngestSummary) -> str:
             f"- listed {summary.listed}, selected {summary.selected} (new or changed)",
             f"- ok {counts.get('ok', 0)}, failed {counts.get('failed', 0)}, skipped {counts.get('skipped', 0)}, "
             f"removed {counts.get('removed', 0)}, not processed {len(summary.unprocessed)}",
+            f"- {summary.batches} batches committed" + _recovered(summary),
             f"- wall {summary.wall_s:.1f} s, shard compute {summary.compute_s:.1f} s",
         ]
     )
+
+
+def _recovered(summary: IngestSummary) -> str:
+    if not summary.recovered_runs:
+        return ""
+    unused = f", whose unfinished shards left {summary.unused_rows} store rows unused" if summary.unused_rows else ""
+    return f"; committed the finished shards of interrupted runs {', '.join(summary.recovered_runs)}{unused}"
 
 
 def publish_train_report(result: TrainResult) -> None:

@@ -101,7 +101,7 @@ def repair_store(layout: StoreLayout, *, wait_s: float = 0.0) -> Repair:
     with acquire_lease(layout, holder="doctor --repair", wait_s=wait_s) as lease:
         fs, runs = filesystem(layout.runs, layout.storage_options)
         recovered = recover_interrupted_runs(layout, FeatureStore(layout)) if fs.isdir(runs) else {}
-        return Repair(lease.took_over, {run: len(rows) for run, rows in recovered.items()})
+        return Repair(lease.took_over, {run_id: len(run.rows) for run_id, run in recovered.items()})
 
 
 def _manifest(layout: StoreLayout) -> tuple[pd.DataFrame, list[Finding]]:
@@ -171,14 +171,19 @@ def _receipts(layout: StoreLayout, *, live: LeaseInfo | None) -> list[Finding]:
     findings = []
     for run_dir in sorted(fs.ls(runs, detail=False)):
         run_id = run_dir.rstrip("/").rsplit("/", 1)[-1]
-        if live is not None and live.holder == f"ingest {run_id}":
-            continue  # the run writing now
+        if live is not None and _same_run(live.holder.removeprefix("ingest "), run_id):
+            continue  # the run writing now (or one of its batches)
         committed = fs.exists(filesystem(layout.manifest_part(run_id), layout.storage_options)[1])
         what = "committed, only its clean-up was lost" if committed else "interrupted before its commit"
         shards = sum(1 for p in fs.ls(run_dir, detail=False) if p.endswith(".parquet"))
         findings.append(Finding("receipts", layout.run_dir(run_id), f"{shards} shard receipts of a run {what} "
                                 "(the next ingest, or `genreflow doctor --repair`, commits them)"))  # fmt: skip
     return findings
+
+
+def _same_run(live_run: str, receipts_run: str) -> bool:
+    """Whether a receipts folder is the live run's own, or one of its batches' (``<run>-b00001``)."""
+    return receipts_run == live_run or receipts_run.startswith(f"{live_run}-b")
 
 
 def _models(layout: StoreLayout) -> list[Finding]:

@@ -58,5 +58,9 @@ class StoreLayout:
     def run_dir(self, run_id: str) -> str:
         return join(self.runs, run_id)
 
+    def allocation(self, run_id: str) -> str:
+        """The rows a run's shards were allocated, written before they run (see ``record_allocation``)."""
+        return join(self.run_dir(run_id), "allocation.json")
+
     def receipt(self, run_id: str, shard_index: int) -> str:
         return join(self.run_dir(run_id), f"shard-{shard_index:06d}.parquet")
