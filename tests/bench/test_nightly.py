@@ -10,12 +10,14 @@ pytestmark = pytest.mark.integration
 def test_bench_nightly_times_each_night_and_the_planning(tmp_path, settings):
     from genreflow.bench.nightly import bench_nightly
 
-    report = bench_nightly(settings, tracks=3, new=[2], seconds=4.0, plan_tracks=5000, directory=tmp_path)
+    report = bench_nightly(settings, tracks=3, new=[2], seconds=4.0, plan_tracks=5000, directory=tmp_path,
+                           backfill_workers=[1])  # fmt: skip
     lines = report.splitlines()
     assert "first night" in lines[1] and "(ingested 3, scored 3;" in lines[1]
     assert "empty night" in lines[2] and "(ingested 0, scored 0;" in lines[2]
     assert "2 new" in lines[3] and "(ingested 2, scored 2;" in lines[3]  # the arrivals really were new files
-    assert "planning a 5,000-track catalogue" in lines[4] and "MiB" in lines[4]
+    assert "backfill on 1 worker(s)" in lines[4] and "(5 tracks in 3 batches" in lines[4]  # 3 + 2, by 2
+    assert "planning a 5,000-track catalogue" in lines[5] and "MiB" in lines[5]
 
 
 def test_planning_cost_runs_the_diff_and_allocates_the_rows(tmp_path):
