@@ -51,6 +51,11 @@ def describe_ingest(summary: IngestSummary) -> str:
             + (f"; their unfinished shards left {summary.unused_rows} store rows unused" if summary.unused_rows else "")
         )
     lines += [f"  failed: {f.uri}: {f.reason}" for f in summary.failures]
+    lines += [
+        f"  label conflict: {c.uri} is labelled {c.label}, but its audio is that of {c.kept_uri} ({c.kept_label}), "
+        "which keeps the track"
+        for c in summary.label_conflicts
+    ]
     lines += [f"  not processed: {f.uri}: {f.reason}" for f in summary.unprocessed]
     return "\n".join(lines)
 

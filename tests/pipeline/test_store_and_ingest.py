@@ -1,15 +1,19 @@
 import dataclasses
+import os
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from genreflow.console import describe_ingest
 from genreflow.pipeline.audio import ClipWindow, decode_clip
 from genreflow.pipeline.datasets import scan_catalogue
 from genreflow.pipeline.errors import ParameterError, StoreError
 from genreflow.pipeline.extract import ExtractionSpec, compute_features, run_shard
 from genreflow.pipeline.features import MEL128, WAVELET
 from genreflow.pipeline.ingest import (
+    LabelConflict,
+    RunTally,
     mark_duplicates,
     new_run_id,
     plan_batches,
@@ -173,11 +177,43 @@ def test_work_goes_in_batches_each_with_its_own_run_id(tmp_path, write_audio):
         list(plan_batches(work, run_id="r1", batch_tracks=0))
 
 
+def test_the_same_audio_under_two_labels_is_a_label_conflict_and_a_real_file_beats_its_link(tmp_path):
+    (tmp_path / "pop").mkdir()
+    (tmp_path / "pop/real.wav").write_bytes(b"audio")
+    os.symlink(tmp_path / "pop/real.wav", tmp_path / "pop/alias.wav")
+    row = {"status": "ok", "track_id": "sha256:aa", "error": None}
+    rows = [
+        {**row, "uri": str(tmp_path / "pop/alias.wav"), "label": "pop", "row": 0},  # listed first: a is before r
+        {**row, "uri": str(tmp_path / "pop/real.wav"), "label": "pop", "row": 1},
+        {**row, "uri": "/lib/jazz/y.wav", "label": "jazz", "row": 2},
+    ]
+    out = {
+        r["uri"].rsplit("/", 2)[-2] + "/" + r["uri"].rsplit("/", 1)[-1]: r
+        for r in mark_duplicates(rows, pd.DataFrame())
+    }
+    assert out["pop/real.wav"]["status"] == "ok" and out["pop/alias.wav"]["status"] == "skipped"
+    assert "label_conflict" not in out["pop/alias.wav"]  # same label: a plain duplicate
+    assert out["jazz/y.wav"]["error"] == f"duplicate of {tmp_path / 'pop/real.wav'}"
+    assert out["jazz/y.wav"]["label_conflict"] == "pop"
+
+    tally = RunTally()
+    tally.add(list(out.values()))
+    [conflict] = tally.summary(**SUMMARY_FACTS).label_conflicts
+    assert conflict == LabelConflict("/lib/jazz/y.wav", "jazz", str(tmp_path / "pop/real.wav"), "pop")
+    assert "label conflict: /lib/jazz/y.wav is labelled jazz, but its audio is that of" in describe_ingest(
+        tally.summary(**SUMMARY_FACTS)
+    )
+
+
+SUMMARY_FACTS = {"run_id": "r1", "source": "/lib", "store": "/s", "dataset": "folder", "listed": 3, "selected": 3,
+                 "feature_sets": ("mel128",), "wall_s": 1.0, "phases": {}}  # fmt: skip
+
+
 def test_duplicate_content_under_two_names_is_kept_once():
     rows = [
-        {"track_id": "sha256:aa", "uri": "/x/one.wav", "status": "ok", "row": 0, "error": None},
-        {"track_id": "sha256:aa", "uri": "/x/two.wav", "status": "ok", "row": 1, "error": None},
-        {"track_id": None, "uri": "/x/bad.wav", "status": "failed", "row": None, "error": "x"},
+        {"track_id": "sha256:aa", "uri": "/x/one.wav", "status": "ok", "row": 0, "error": None, "label": None},
+        {"track_id": "sha256:aa", "uri": "/x/two.wav", "status": "ok", "row": 1, "error": None, "label": None},
+        {"track_id": None, "uri": "/x/bad.wav", "status": "failed", "row": None, "error": "x", "label": None},
     ]
     out = mark_duplicates(rows, pd.DataFrame())
     assert [r["status"] for r in out] == ["ok", "skipped", "failed"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import secrets
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -37,7 +38,7 @@ from .store import (
     write_manifest_part,
 )
 from .store.manifest import MANIFEST_SCHEMA
-from .uri import filesystem
+from .uri import filesystem, is_remote
 
 
 def new_run_id() -> str:
@@ -274,27 +275,38 @@ def mark_duplicates(rows: Sequence[dict[str, Any]], manifest: pd.DataFrame) -> l
     ``removed`` rows free their id first (the caller puts them first), and a file re-ingested with new
     content frees its old id: a file renamed in its source keeps its track under the new name, and
     the copy of an edited or deleted original takes its track over, instead of being skipped as a
-    duplicate of content no file holds any more.
+    duplicate of content no file holds any more. Of a symbolic link and its target arriving together,
+    the real file keeps the track. A duplicate labelled otherwise than the file that keeps the track
+    carries that file's label as ``label_conflict`` (not stored: the run reports it, see
+    :class:`LabelConflict`).
     """
-    live: dict[str, str] = {}
+    live: dict[str, tuple[str, str | None]] = {}  # track id -> the URI holding it, and its label
     if len(manifest):
         current = latest_rows(manifest, by="uri")
         current = current[current["status"] == "ok"]
-        live = dict(zip(current["track_id"], current["uri"], strict=True))
+        labels = [None if pd.isna(label) else label for label in current["label"]]
+        live = dict(zip(current["track_id"], zip(current["uri"], labels, strict=True), strict=True))
     arriving = {row["uri"]: row["track_id"] for row in rows if row["status"] == "ok"}
-    live = {track: uri for track, uri in live.items() if arriving.get(uri, track) == track}  # edited: new id
+    live = {track: held for track, held in live.items() if arriving.get(held[0], track) == track}  # edited: new id
     out = []
-    for row in rows:
+    for row in sorted(rows, key=lambda r: (r["status"] != "removed", _is_link(r["uri"]))):  # stable
         row = dict(row)
-        if row["status"] == "removed" and live.get(row["track_id"]) == row["uri"]:
+        if row["status"] == "removed" and live.get(row["track_id"], ("",))[0] == row["uri"]:
             del live[row["track_id"]]
         owner = live.get(row["track_id"]) if row["status"] == "ok" else None
-        if owner is not None and owner != row["uri"]:
-            row.update(status="skipped", error=f"duplicate of {owner}", row=None)
+        if owner is not None and owner[0] != row["uri"]:
+            row.update(status="skipped", error=f"duplicate of {owner[0]}", row=None)
+            if owner[1] is not None and row["label"] is not None and owner[1] != row["label"]:
+                row["label_conflict"] = owner[1]
         elif row["status"] == "ok":
-            live[row["track_id"]] = row["uri"]
+            live[row["track_id"]] = (row["uri"], row["label"])
         out.append(row)
     return out
+
+
+def _is_link(uri: str) -> bool:
+    """Whether ``uri`` is a local symbolic link (object stores have none)."""
+    return not is_remote(uri) and os.path.islink(uri)
 
 
 @dataclass(frozen=True)
@@ -371,6 +383,17 @@ class FailedTrack:
 
 
 @dataclass(frozen=True)
+class LabelConflict:
+    """The same audio under two labels: ``uri`` (labelled ``label``) was skipped as a duplicate of
+    ``kept_uri``, which holds the track under ``kept_label``. One of the two labels is wrong."""
+
+    uri: str
+    label: str
+    kept_uri: str
+    kept_label: str
+
+
+@dataclass(frozen=True)
 class ShardRun:
     """How one shard ran: its tracks, seconds inside the task, worker process and peak memory."""
 
@@ -387,7 +410,8 @@ class IngestSummary:
 
     ``counts`` and ``by_label`` count the committed rows by status (``ok``, ``failed``,
     ``skipped``, ``removed``); ``unprocessed`` are the tracks of shards that failed after their
-    retries (they are selected again next run); ``batches`` the batches committed (a backfill's unit
+    retries (they are selected again next run); ``label_conflicts`` the duplicates whose label differs
+    from that of the file keeping their track; ``batches`` the batches committed (a backfill's unit
     of progress); ``unused_rows`` the store rows that recovered runs' unfinished shards had been
     allocated and never filled; ``phases`` holds the flow's wall seconds per step.
     """
@@ -410,6 +434,7 @@ class IngestSummary:
     shards: tuple[ShardRun, ...]
     batches: int = 0
     unused_rows: int = 0
+    label_conflicts: tuple[LabelConflict, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -425,6 +450,7 @@ class RunTally:
     failures: list[FailedTrack] = field(default_factory=list)
     unprocessed: list[FailedTrack] = field(default_factory=list)
     shards: list[ShardRun] = field(default_factory=list)
+    label_conflicts: list[LabelConflict] = field(default_factory=list)
     recovered_runs: list[str] = field(default_factory=list)
     batches: int = 0
     unused_rows: int = 0
@@ -444,6 +470,11 @@ class RunTally:
             )
             label[row["status"]] += 1
         self.failures += [FailedTrack(r["uri"], r["error"]) for r in committed if r["status"] == "failed"]
+        self.label_conflicts += [
+            LabelConflict(r["uri"], r["label"], r["error"].removeprefix("duplicate of "), r["label_conflict"])
+            for r in committed
+            if "label_conflict" in r
+        ]
         self.unprocessed += unprocessed
         self.shards += [
             ShardRun(r.index, len(r.rows), r.seconds, r.pid, r.peak_rss_bytes)
@@ -468,6 +499,7 @@ class RunTally:
             recovered_runs=tuple(self.recovered_runs),
             compute_s=sum(shard.seconds for shard in self.shards),
             shards=tuple(self.shards),
+            label_conflicts=tuple(self.label_conflicts),
             batches=self.batches,
             unused_rows=self.unused_rows,
             **run,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import time
 from datetime import UTC, datetime, timedelta
@@ -37,6 +38,12 @@ def publish_ingest_report(summary: IngestSummary) -> None:
     )
     failures = [{"uri": f.uri, "reason": f.reason} for f in summary.failures] or [{"uri": "-", "reason": "no failures"}]
     create_table_artifact(key=f"{key}-failures", table=failures, description="Failed files and why")
+    if summary.label_conflicts:
+        create_table_artifact(
+            key=f"{key}-label-conflicts",
+            table=[dataclasses.asdict(conflict) for conflict in summary.label_conflicts],
+            description="The same audio under two labels: the first file was skipped, the kept file's label stands",
+        )
     create_markdown_artifact(key=f"{key}-summary", markdown=ingest_markdown(summary))
 
 
@@ -75,7 +82,8 @@ def ingest_markdown(summary: IngestSummary) -> str:
             f"- source: `{summary.source}` ({summary.dataset}), store: `{summary.store}`",
             f"- listed {summary.listed}, selected {summary.selected} (new or changed)",
             f"- ok {counts.get('ok', 0)}, failed {counts.get('failed', 0)}, skipped {counts.get('skipped', 0)}, "
-            f"removed {counts.get('removed', 0)}, not processed {len(summary.unprocessed)}",
+            f"removed {counts.get('removed', 0)}, not processed {len(summary.unprocessed)}, "
+            f"label conflicts {len(summary.label_conflicts)}",
             f"- {summary.batches} batches committed" + _recovered(summary),
             f"- wall {summary.wall_s:.1f} s, shard compute {summary.compute_s:.1f} s",
         ]
