@@ -7,7 +7,11 @@ container (M4A/AAC, Opus, WMA), PyAV decodes it when installed (``genreflow[deco
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
+import sys
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
@@ -41,7 +45,11 @@ AUDIO_EXTENSIONS = frozenset(
     }
 )
 # libsndfile notes "data : <declared> (should be <present>)" when a RIFF/WAV data chunk is cut short.
-_TRUNCATED_WAV = re.compile(r"^data\s*:\s*\d+\s*\(should be", re.MULTILINE)
+_WAV_DATA_SIZE = re.compile(r"^data\s*:\s*(\d+)\s*\(should be (\d+)\)", re.MULTILINE)
+# Sizes a writer puts in the header before it knows the length (streamed WAV); not a promise of data.
+_PLACEHOLDER_SIZES = frozenset({0xFFFFFFFF, 0x7FFFFFFF})
+_OGG_CUT = "File ended unexpectedly"  # libsndfile's note for an Ogg stream without its last page
+_SF_UNRECOGNISED = 1  # SF_ERR_UNRECOGNISED_FORMAT; other open errors mean libsndfile knew the container
 SILENCE_PEAK = 1e-4  # -80 dBFS: below this the whole window carries no usable signal
 
 
@@ -125,17 +133,26 @@ def decode_clip(source: str | BinaryIO, *, window: ClipWindow) -> DecodedClip:
     DecodeError
         Unreadable container, truncated data, non-finite samples, silence, or too short; the
         message says which.
+
+    Notes
+    -----
+    libmpg123's resync notes on a damaged MP3 are kept off stderr (:func:`silence_mpg123`).
     """
-    try:
-        snd = sf.SoundFile(source)
-    except sf.LibsndfileError as sf_error:
-        clip = _decode_fallback(source, window, sf_error.error_string.rstrip("."))
-    else:
+    quiet = silence_mpg123() if _may_be_mpeg(source) else contextlib.nullcontext()
+    with quiet:
         try:
-            with snd:
-                clip = _decode_soundfile(snd, window)
-        except sf.LibsndfileError as read_error:
-            raise DecodeError(f"corrupt or truncated: {read_error.error_string.rstrip('.')}") from read_error
+            snd = sf.SoundFile(source)
+        except sf.LibsndfileError as sf_error:
+            open_error = sf_error
+        else:
+            open_error = None
+            try:
+                with snd:
+                    clip = _decode_soundfile(snd, window)
+            except sf.LibsndfileError as read_error:
+                raise DecodeError(f"corrupt or truncated: {_sf_reason(read_error)}") from read_error
+    if open_error is not None:
+        clip = _decode_fallback(source, window, open_error)
     check_clip(clip, window=window)
     return clip
 
@@ -152,14 +169,20 @@ def check_clip(clip: DecodedClip, *, window: ClipWindow) -> None:
     if peak < SILENCE_PEAK:
         level = "-inf" if peak == 0 else f"{20 * np.log10(peak):.0f}"
         raise DecodeError(f"silent: peak level {level} dBFS over the clip window")
+    if high - low < 2 * SILENCE_PEAK:  # a DC offset: a level that never moves carries no signal either
+        raise DecodeError(f"silent: a constant level of {(high + low) / 2:.3g} (DC offset only) over the clip window")
 
 
 def _decode_soundfile(snd: sf.SoundFile, window: ClipWindow) -> DecodedClip:
     sr, frames = int(snd.samplerate), int(snd.frames)
+    info = snd.extra_info
+    cut = _WAV_DATA_SIZE.search(info)
+    if cut and int(cut[1]) > int(cut[2]) and int(cut[1]) not in _PLACEHOLDER_SIZES:
+        raise DecodeError("truncated: the data chunk is shorter than its header declares")
+    if frames <= 0 and _OGG_CUT in info:
+        raise DecodeError("truncated: the Ogg stream ends before its last page")
     if frames <= 0:
         raise DecodeError("no audio frames in the file")
-    if _TRUNCATED_WAV.search(snd.extra_info):
-        raise DecodeError("truncated: the data chunk is shorter than its header declares")
     wanted = min(frames, round(window.seconds * sr))
     start = (frames - wanted) // 2
     if start and snd.seekable():
@@ -184,12 +207,30 @@ def _probe_end(snd: sf.SoundFile, frames: int, position: int) -> None:
         raise DecodeError(f"truncated: the header declares {frames} frames but the end is missing")
 
 
-def _decode_fallback(source: str | BinaryIO, window: ClipWindow, sf_error: str) -> DecodedClip:
-    """Decode with PyAV (FFmpeg) what libsndfile rejects; keep libsndfile's reason when that fails too."""
+def _sf_reason(error: sf.LibsndfileError) -> str:
+    """libsndfile's message for ``error``, reworded where it misleads about a file that was read."""
+    message = error.error_string.removeprefix("Error : ").rstrip(".")
+    if "not a regular file" in message:  # what its MPEG decoder says when no frame decodes
+        return "no MPEG audio frame could be decoded"
+    if message == "Unspecified internal error":  # the MPEG decoder giving up on damaged frames
+        return "the decoder stopped on damaged data"
+    return message or f"libsndfile error {error.code}"
+
+
+def _decode_fallback(source: str | BinaryIO, window: ClipWindow, open_error: sf.LibsndfileError) -> DecodedClip:
+    """Decode with PyAV (FFmpeg) what libsndfile rejects; keep libsndfile's reason when that fails too.
+
+    A container libsndfile does not recognise is ``not audio``; one it recognised but could not open
+    is ``corrupt or truncated`` (a WAV with a malformed header, a cut Ogg or MP3).
+    """
+    sf_error = _sf_reason(open_error)
+    verdict = "not audio" if open_error.code == _SF_UNRECOGNISED else "corrupt or truncated"
     try:
         import av
     except ImportError:
-        raise DecodeError(f"not readable by libsndfile ({sf_error})") from None
+        if kind := sniff_non_audio(source):
+            raise DecodeError(f"not audio: the file is {kind}") from None
+        raise DecodeError(f"{verdict}: libsndfile says {sf_error}") from None
     if not isinstance(source, str):
         source.seek(0)
     try:
@@ -201,7 +242,7 @@ def _decode_fallback(source: str | BinaryIO, window: ClipWindow, sf_error: str) 
         if kind := sniff_non_audio(source):
             raise DecodeError(f"not audio: the file is {kind}") from av_error
         reason = getattr(av_error, "strerror", None) or str(av_error)
-        raise DecodeError(f"not audio: libsndfile says {sf_error}; FFmpeg says {reason}") from av_error
+        raise DecodeError(f"{verdict}: libsndfile says {sf_error}; FFmpeg says {reason}") from av_error
     if not chunks:
         raise DecodeError("no audio frames in the file")
     # PyAV gives (channels, n) for planar formats and (1, n * channels) for packed ones.
@@ -250,6 +291,133 @@ def sniff_non_audio(source: str | BinaryIO) -> str | None:
     return "a text file" if text.strip() and printable else None
 
 
+_MPEG_EXTENSIONS = (".mp3", ".mp2", ".mpga")
+
+
+def _may_be_mpeg(source: str | BinaryIO) -> bool:
+    """Whether libsndfile may hand ``source`` to libmpg123: an MPEG name, an ID3 tag or a frame sync."""
+    if isinstance(source, str):
+        if source.lower().endswith(_MPEG_EXTENSIONS):
+            return True
+        try:
+            with open(source, "rb") as handle:
+                head = handle.read(3)
+        except OSError:
+            return False
+    else:
+        try:
+            position = source.tell()
+            head = source.read(3)
+            source.seek(position)
+        except (OSError, ValueError):
+            return True  # cannot peek: filter to be safe
+    return head.startswith(b"ID3") or (len(head) >= 2 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0)
+
+
+# libmpg123's own lines: "Note: Trying to resync...", "Warning: Xing stream size off ...",
+# "[src/libmpg123/parse.c:wetwork():1349] error: Giving up resync ...".
+_MPG123_LINE = re.compile(rb"^(?:(?:Note|Warning): |\[[^\]\n]*mpg123[^\]\n]*\] )")
+
+
+class _Mpg123Filter:
+    """Process-wide: while any thread decodes MPEG, fd 2 is a pipe whose lines are copied to the real
+    stderr unless they are libmpg123's. Counted, so overlapping decodes share one pipe; other threads'
+    output (logs, progress bars) passes through meanwhile, a line later at most."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._users = 0
+        self._saved: int | None = None
+        self._forwarder: threading.Thread | None = None
+
+    def enter(self) -> None:
+        with self._lock:
+            self._users += 1
+            if self._users > 1:
+                return
+            _flush_stderr()
+            opened: list[int] = []
+            try:
+                opened.append(os.dup(2))  # the real stderr, to restore
+                opened.extend(os.pipe())
+                opened.append(os.dup(opened[0]))  # the real stderr, for the forwarder
+            except OSError:  # no fd 2, or out of descriptors: let the notes through, never fail the decode
+                for fd in opened:
+                    os.close(fd)
+                return
+            saved, read, write, out = opened
+            self._forwarder = threading.Thread(
+                target=_forward_stderr, args=(read, out), name="genreflow-mpg123-filter", daemon=True
+            )
+            self._forwarder.start()
+            os.dup2(write, 2)
+            os.close(write)
+            self._saved = saved
+
+    def exit(self) -> None:
+        with self._lock:
+            self._users -= 1
+            if self._users or self._saved is None:
+                return
+            _flush_stderr()
+            os.dup2(self._saved, 2)  # drops the pipe's last writer: the forwarder drains it and stops
+            os.close(self._saved)
+            self._saved = None
+            if self._forwarder is not None:
+                # a child process started meanwhile keeps the pipe open: its lines are still forwarded
+                self._forwarder.join(timeout=1.0)
+                self._forwarder = None
+
+
+def _flush_stderr() -> None:
+    with contextlib.suppress(AttributeError, OSError, ValueError):
+        sys.stderr.flush()
+
+
+def _forward_stderr(read: int, out: int) -> None:
+    """Copy the pipe at ``read`` to ``out`` line by line, dropping libmpg123's lines; closes both."""
+    pending = b""
+    try:
+        while chunk := os.read(read, 65536):
+            *lines, pending = (pending + chunk).split(b"\n")
+            kept = b"".join(line + b"\n" for line in lines if not _MPG123_LINE.match(line))
+            # a partial line is passed on at once unless it may be the start of one of libmpg123's
+            if pending and pending[:1] not in (b"N", b"W", b"["):
+                kept, pending = kept + pending, b""
+            _write_all(out, kept)
+        if not _MPG123_LINE.match(pending):
+            _write_all(out, pending)
+    except OSError:
+        pass
+    finally:
+        os.close(read)
+        os.close(out)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    while data:
+        data = data[os.write(fd, data) :]
+
+
+_MPG123_FILTER = _Mpg123Filter()
+
+
+@contextlib.contextmanager
+def silence_mpg123() -> Iterator[None]:
+    """Inside the block, libmpg123's resync notes on a damaged MP3 ("Illegal Audio-MPEG-Header",
+    "Trying to resync") are kept off stderr; the decode's reason still says what is wrong.
+
+    libmpg123 writes them to fd 2 itself and libsndfile offers no quiet switch, so fd 2 is filtered
+    for the whole process while any thread is inside (see :class:`_Mpg123Filter`): what others write
+    meanwhile still appears.
+    """
+    _MPG123_FILTER.enter()
+    try:
+        yield
+    finally:
+        _MPG123_FILTER.exit()
+
+
 def stream_blocks(source: str | BinaryIO, *, block_s: float, overlap_s: float) -> Iterator[AudioBlock]:
     """Decode a whole file as overlapping blocks, so an hour of audio costs one block of memory.
 
@@ -261,30 +429,38 @@ def stream_blocks(source: str | BinaryIO, *, block_s: float, overlap_s: float) -
     DecodeError
         Unreadable, empty or non-finite audio; the message says which.
     """
+    mpeg = _may_be_mpeg(source)
+
+    def quiet() -> contextlib.AbstractContextManager:  # around each libsndfile call, never across a yield
+        return silence_mpg123() if mpeg else contextlib.nullcontext()
+
     try:
-        snd = sf.SoundFile(source)
+        with quiet():
+            snd = sf.SoundFile(source)
     except sf.LibsndfileError as sf_error:
-        whole = _decode_fallback(source, ClipWindow(seconds=_UNBOUNDED_S, min_seconds=0), sf_error.error_string)
+        whole = _decode_fallback(source, ClipWindow(seconds=_UNBOUNDED_S, min_seconds=0), sf_error)
         yield from _blocks_of(whole.samples, whole.sample_rate, block_s=block_s, overlap_s=overlap_s)
         return
     with snd:
         sr = int(snd.samplerate)
         step, extra = round(block_s * sr), round(overlap_s * sr)
         try:
-            pending = snd.read(step + extra, dtype="float32", always_2d=True).T
+            with quiet():
+                pending = snd.read(step + extra, dtype="float32", always_2d=True).T
             if pending.shape[1] == 0:
                 raise DecodeError("no audio frames in the file")
             start = 0
             while True:  # read the next step before yielding, so the final block knows it is last
                 full = pending.shape[1] == step + extra
-                more = snd.read(step, dtype="float32", always_2d=True).T if full else pending[:, :0]
+                with quiet():
+                    more = snd.read(step, dtype="float32", always_2d=True).T if full else pending[:, :0]
                 last = more.shape[1] == 0
                 yield _checked_block(start, pending, sr, last=last)
                 if last:
                     return
                 pending, start = np.concatenate([pending[:, step:], more], axis=1), start + step
         except sf.LibsndfileError as read_error:
-            raise DecodeError(f"corrupt or truncated: {read_error.error_string.rstrip('.')}") from read_error
+            raise DecodeError(f"corrupt or truncated: {_sf_reason(read_error)}") from read_error
 
 
 @dataclass(frozen=True)

@@ -6,11 +6,13 @@ The shard function is the serial routine Dask workers run side by side; it retur
 
 from __future__ import annotations
 
+import errno
 import functools
 import hashlib
 import io
 import os
 import resource
+import stat
 import time
 from collections import deque
 from collections.abc import Iterator, Mapping
@@ -172,15 +174,15 @@ def load_track(
     Any failure of a third-party decoder on a malformed file is kept as the reason, with its type,
     because a corrupt file must cost one row, never the run.
     """
+    if not is_remote(track.uri) and (problem := _local_file_problem(track.uri)):
+        return None, None, problem  # never open a named pipe: that waits for a writer forever
     try:
         fs, path = filesystem(track.uri, storage_options)
         content_hash, source, size = _open_hashed(fs, path, listed_size=track.size_bytes)
     except FileNotFoundError:
-        if not is_remote(track.uri) and os.path.islink(track.uri):
-            return None, None, f"broken symbolic link: its target {os.readlink(track.uri)} does not exist"
-        return None, None, "file not found (removed after it was listed?)"
+        return None, None, _missing(track.uri)
     except OSError as error:
-        return None, None, f"cannot read: {error}"
+        return None, None, _os_reason(error)
     try:
         with source:
             if size == 0:
@@ -190,6 +192,46 @@ def load_track(
         return content_hash, None, str(error)
     except Exception as error:  # a decoder's own failure on a malformed file: recorded, not swallowed
         return content_hash, None, f"undecodable ({type(error).__name__}: {error})"
+
+
+_NOT_REGULAR = (
+    (stat.S_ISFIFO, "a named pipe (FIFO)"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISCHR, "a device"),
+    (stat.S_ISBLK, "a device"),
+)
+
+
+def _local_file_problem(path: str) -> str | None:
+    """Why the local ``path`` cannot be read as a file now (gone, a broken link or a link loop, a pipe,
+    a folder), or None; one ``stat``, so a pipe is never opened."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return _missing(path)
+    except OSError as error:
+        return _os_reason(error)
+    if stat.S_ISDIR(mode):
+        return "a folder, not a file"
+    for test, kind in _NOT_REGULAR:
+        if test(mode):
+            return f"not a regular file: {kind}"
+    return None
+
+
+def _missing(uri: str) -> str:
+    if not is_remote(uri) and os.path.islink(uri):
+        return f"broken symbolic link: its target {os.readlink(uri)} does not exist"
+    return "file not found (removed after it was listed?)"
+
+
+def _os_reason(error: OSError) -> str:
+    """An operating-system error as a reason, without the errno and path (the row has the path)."""
+    if error.errno == errno.ELOOP:
+        return "symbolic link loop: the link leads back to itself"
+    if error.errno == errno.EACCES:
+        return "cannot read: permission denied"
+    return f"cannot read: {(error.strerror or type(error).__name__).lower()}"
 
 
 def _open_hashed(fs: Any, path: str, *, listed_size: int) -> tuple[str, BinaryIO, int]:

@@ -25,6 +25,7 @@ CATALOGUE_COLUMNS = {
     "source_version": "string",  # mtime (local) or ETag (S3): with size, tells a changed file
 }
 SPLITS = ("train", "valid", "test")
+MACOS_METADATA = "__MACOSX"  # the folder of AppleDouble files macOS adds to the zip archives it makes
 
 
 @dataclass(frozen=True)
@@ -62,10 +63,13 @@ def source_uri(root: str, *, storage_options: Mapping[str, Any] | None = None) -
     return to_uri(fs, base.rstrip("/"))
 
 
-def _may_be_audio(path: str, *, extensionless: bool) -> bool:
+def _may_be_audio(relpath: str, *, extensionless: bool) -> bool:
     """An audio extension, or with ``extensionless`` none at all (decoded by its content, or failed
-    with the reason); never hidden extensionless files (``.DS_Store``) nor other formats (``cover.jpg``)."""
-    name = posixpath.basename(path)
+    with the reason); never hidden extensionless files (``.DS_Store``) nor other formats (``cover.jpg``),
+    nor macOS's AppleDouble sidecars (``._song.wav``, ``__MACOSX/``), which hold metadata, not audio."""
+    name = posixpath.basename(relpath)
+    if name.startswith("._") or MACOS_METADATA in relpath.split("/"):
+        return False
     extension = posixpath.splitext(name)[1].lower()
     return extension in AUDIO_EXTENSIONS or (extensionless and extension == "" and not name.startswith("."))
 
@@ -85,13 +89,16 @@ def list_audio(
     found = fs.find(base, detail=True, withdirs=False)
     files = []
     for path, info in sorted(found.items()):
-        if not _may_be_audio(path, extensionless=extensionless):
+        relpath = posixpath.relpath(path, base)
+        if not _may_be_audio(relpath, extensionless=extensionless):
             continue
+        if info.get("islink") and fs.isdir(path):
+            continue  # a link to a folder is not followed (it may lead back up the tree)
         version = info.get("ETag") or info.get("etag") or info.get("mtime") or info.get("LastModified")
         files.append(
             AudioFile(
                 uri=to_uri(fs, path),
-                relpath=posixpath.relpath(path, base),
+                relpath=relpath,
                 size_bytes=int(info.get("size") or 0),
                 source_version=str(version).strip('"'),
             )
