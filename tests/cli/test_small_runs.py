@@ -15,7 +15,7 @@ import soundfile as sf
 from genreflow.flows.runtime import run_ingest
 from genreflow.pipeline.datasets import scan_catalogue, source_uri
 from genreflow.pipeline.features import MEL128, MUSICNN96
-from genreflow.pipeline.ingest import up_to_date
+from genreflow.pipeline.ingest import IngestPreview, preview_ingest
 from genreflow.pipeline.store import StoreLayout
 from tests.conftest import tone
 
@@ -50,9 +50,8 @@ def test_nothing_new_loads_no_prefect_and_a_changed_file_still_runs_the_flow(tmp
     env = {**os.environ, "GENREFLOW_HOME": str(settings.home)}
     probe = subprocess.run([sys.executable, "-c", PROBE, *argv], capture_output=True, text=True, env=env)
     assert probe.returncode == 0, probe.stderr
-    summary_text, result_text = probe.stdout.rsplit("\n{", 1)[0], "{" + probe.stdout.rsplit("\n{", 1)[1]
-    assert json.loads(result_text) == {"code": 0, "heavy": []}
-    summary = json.loads(summary_text)
+    summary, result = json.JSONDecoder().raw_decode(probe.stdout)  # the summary, then the probe's line
+    assert json.loads(probe.stdout[result:]) == {"code": 0, "heavy": []}
     assert (summary["listed"], summary["selected"], summary["counts"]) == (2, 0, {})
 
     sf.write(source / "t1.wav", tone(2, freq=900.0), 22050)  # changed: the flow runs again and decodes it
@@ -66,21 +65,17 @@ def test_anything_to_do_or_to_check_is_left_to_the_flow(tmp_path, settings):
                show_progress=False)  # fmt: skip
     layout = StoreLayout(str(store))
 
-    def check(catalogue=None, **changes) -> bool:
+    def check(catalogue=None, **changes) -> IngestPreview:
         request = {"dataset": "unlabelled", "feature_sets": [MEL128], "window_s": None, "min_duration_s": 1.0,
                    "channel_views": ["mid"], "retry_failed": False} | changes  # fmt: skip
         listing = scan_catalogue(str(source), dataset="unlabelled") if catalogue is None else catalogue
-        return up_to_date(layout, listing, source=source_uri(str(source)), **request)
+        return preview_ingest(layout, listing, source=source_uri(str(source)), **request)
 
-    assert check()
-    assert not check(window_s=10.0)  # the flow refuses other settings in one line
-    assert not check(channel_views=["mid", "left", "right"])
-    assert not check(feature_sets=[MEL128, MUSICNN96])  # a set to add
+    assert check() == IngestPreview(to_decode=0, up_to_date=True)
+    unknown = IngestPreview(to_decode=None, up_to_date=False)  # the flow refuses other settings in one line
+    assert check(window_s=10.0) == unknown and check(channel_views=["mid", "left", "right"]) == unknown
+    assert check(feature_sets=[MEL128, MUSICNN96]) == unknown  # a set to add to the store
     listing = scan_catalogue(str(source), dataset="unlabelled")
-    assert not check(listing.iloc[:1])  # a vanished file is retired by the flow
-    assert not check(listing.iloc[:0])  # an empty listing: the flow decides whether it is an outage
-    (store / "runs" / "20261201T000000Z-abcdef").mkdir(parents=True)  # another run writing, or one that died
-    assert not check()
-    assert not up_to_date(StoreLayout(str(tmp_path / "none")), listing, source=source_uri(str(source)),
-                          dataset="unlabelled", feature_sets=[MEL128], window_s=None, min_duration_s=1.0,
-                          channel_views=["mid"], retry_failed=False)  # fmt: skip
+    assert check(listing.iloc[:1]) == IngestPreview(to_decode=0, up_to_date=False)  # the flow retires a vanished file
+    sf.write(source / "t0.wav", tone(3, freq=800.0), 22050)
+    assert check() == IngestPreview(to_decode=1, up_to_date=False)  # changed: decoded again

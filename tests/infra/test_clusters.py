@@ -27,7 +27,7 @@ from genreflow.infra.clusters import (
     slurm_runner_kwargs,
     worker_env,
 )
-from genreflow.infra.dask_cluster import dashboard_link, task_runner
+from genreflow.infra.dask_cluster import dashboard_link, start_local_workers_early, task_runner
 from genreflow.infra.settings import Settings
 from genreflow.pipeline.errors import ParameterError
 
@@ -309,11 +309,30 @@ def test_cli_options_and_environment(config_file: Path, monkeypatch: pytest.Monk
         parser.parse_args(["--cluster", "pbs"])
 
 
+def _worker_facts() -> dict:
+    import os
+    import sys
+    from pathlib import Path
+
+    return {
+        "parent": Path(f"/proc/{os.getppid()}/cmdline").read_bytes().decode(errors="replace"),
+        "preloaded": "genreflow.tasks.ingest" in sys.modules,  # no task has run on this worker yet
+        "blas_threads": os.environ.get("OMP_NUM_THREADS"),
+        "endpoint": os.environ.get("GENREFLOW_S3_ENDPOINT_URL"),
+    }
+
+
 @pytest.mark.integration
-def test_local_task_runner_serves_its_dashboard():
+def test_local_task_runner_serves_its_dashboard_and_forks_preloaded_workers(monkeypatch):
     from distributed.core import Status
 
+    start_local_workers_early(Settings(workers=1))
+    monkeypatch.setenv("GENREFLOW_S3_ENDPOINT_URL", "http://127.0.0.1:9/")  # set after the fork server started
     with task_runner(Settings(workers=1)) as runner:
+        [facts] = runner.client.run(_worker_facts).values()
+        # forked from the fork server, which imported the shard code once; the environment of a spawned worker
+        assert "multiprocessing.forkserver" in facts["parent"] and facts["preloaded"]
+        assert facts["blas_threads"] == "1" and facts["endpoint"] == "http://127.0.0.1:9/"
         link = dashboard_link(runner)
         assert link and link.startswith("http://127.0.0.1:") and link.endswith("/status")
         base = link.rsplit("/", 1)[0]
@@ -324,6 +343,16 @@ def test_local_task_runner_serves_its_dashboard():
     assert runner._cluster.status == Status.closed
     with pytest.raises(OSError):
         urllib.request.urlopen(f"{base}/health", timeout=5)
+
+
+@pytest.mark.integration
+def test_workers_are_spawned_when_prefect_settings_changed_since_the_fork_server_started(monkeypatch):
+    start_local_workers_early(Settings(workers=1))
+    monkeypatch.setenv("PREFECT_LOGGING_LEVEL", "ERROR")  # the fork server imported Prefect with other settings
+    start_local_workers_early(Settings(workers=1))
+    with task_runner(Settings(workers=1)) as runner:
+        [facts] = runner.client.run(_worker_facts).values()
+    assert "multiprocessing.forkserver" not in facts["parent"] and not facts["preloaded"]
 
 
 def test_the_documented_example_is_a_valid_config(tmp_path: Path):

@@ -209,7 +209,9 @@ class _Batches:
         results, unprocessed = _run_shards(runner, shards, self.spec, self.layout, bar=bar)
         self.lap("extract_s")
         self.lease.ensure_held()  # a run that lost its lease (suspended past its expiry) commits nothing
-        rows = removed + [row for result in results for row in result.rows]
+        # in listing order, not the order the shards finished: which of two copies keeps a track is then
+        # the same on every run
+        rows = removed + [row for result in sorted(results, key=lambda r: r.index) for row in result.rows]
         self.tally.add(commit_run(self.layout, self.features, batch_id, rows), results=results, unprocessed=unprocessed)
         self.tally.batches += 1
         self.lap("commit_s")

@@ -13,7 +13,7 @@ from prefect.context import FlowRunContext
 from prefect.futures import as_completed
 from tqdm import tqdm
 
-from genreflow.infra.dask_cluster import dashboard_link, task_runner
+from genreflow.infra.dask_cluster import dashboard_link, start_local_workers_early, task_runner
 from genreflow.infra.settings import Settings
 
 
@@ -51,10 +51,12 @@ def workers(settings: Settings | None) -> Iterator[Any]:
     shared = _SHARED.get()
     if shared is not None:
         if shared["runner"] is None:
+            start_local_workers_early(settings)  # if not started yet (or by another Prefect API's settings)
             shared["runner"] = shared["stack"].enter_context(task_runner(settings))
             get_run_logger().info("Dask dashboard: %s", dashboard_link(shared["runner"]))
         yield shared["runner"]
         return
+    start_local_workers_early(settings)
     with task_runner(settings) as runner:
         get_run_logger().info("Dask dashboard: %s", dashboard_link(runner))  # shown with --verbose
         yield runner

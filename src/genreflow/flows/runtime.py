@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from genreflow.infra.dask_cluster import start_local_workers_early
 from genreflow.infra.devices import DEVICES
 from genreflow.infra.logs import configure_environment
 from genreflow.infra.prefect_api import ensure_prefect_api
@@ -17,7 +18,7 @@ from genreflow.pipeline.uri import is_remote, require_writable_folder
 
 if TYPE_CHECKING:  # the flows' result types; importing them here would load every flow's dependencies
     from genreflow.pipeline.embeddings.summary import EmbedSummary
-    from genreflow.pipeline.ingest import IngestSummary
+    from genreflow.pipeline.ingest import IngestPreview, IngestSummary
     from genreflow.pipeline.nightly import NightlySummary
     from genreflow.pipeline.scoring.summary import ScoreSummary
     from genreflow.pipeline.training.run import TrainResult
@@ -42,11 +43,14 @@ def run_ingest(
     store = store or _store(settings)
     require_source(source, storage_options=settings.storage_options)
     require_store_root(StoreLayout(store, settings.storage_options))
+    preview = None
     if not is_remote(source):  # listing twice is free on a disk, not on a bucket of millions
-        unchanged = _up_to_date_summary(settings, source=source, store=store, params=params)
+        preview, unchanged = _preview(settings, source=source, store=store, params=params)
         if unchanged is not None:
             return unchanged
     prepare(settings)
+    if preview is None or preview.to_decode is None or not settings.decodes_in_process(preview.to_decode):
+        start_local_workers_early(settings)  # they import while this process imports Prefect and plans
     from genreflow.flows.ingest import backfill_flow, ingest_flow
 
     _quiet(settings)
@@ -54,15 +58,17 @@ def run_ingest(
     return chosen(source, store, storage_options=settings.storage_options, settings=settings, **params)
 
 
-def _up_to_date_summary(settings: Settings, *, source: str, store: str, params: dict[str, Any]) -> IngestSummary | None:
-    """The summary of a run with nothing to do, found without Prefect, workers or the lease (a second
-    or so instead of a flow run's five), or None when there is work: then the flow runs."""
+def _preview(
+    settings: Settings, *, source: str, store: str, params: dict[str, Any]
+) -> tuple[IngestPreview, IngestSummary | None]:
+    """What the run would do, found without Prefect, workers or the lease, and the summary of a run
+    with nothing to do (a second or so instead of a flow run's five), or None when the flow must run."""
     import time
 
     from genreflow.pipeline import ingest_config as defaults
     from genreflow.pipeline.datasets import scan_catalogue, source_uri
     from genreflow.pipeline.features import parse_feature_sets
-    from genreflow.pipeline.ingest import RunTally, detected_dataset, new_run_id, up_to_date
+    from genreflow.pipeline.ingest import RunTally, detected_dataset, new_run_id, preview_ingest
 
     started = time.perf_counter()
     dataset = params.get("dataset", defaults.DEFAULT_DATASET)
@@ -71,9 +77,8 @@ def _up_to_date_summary(settings: Settings, *, source: str, store: str, params: 
         source, dataset=dataset, fma_subset=params.get("fma_subset", defaults.DEFAULT_FMA_SUBSET)
     )
     scanned = time.perf_counter()
-    layout = StoreLayout(store, settings.storage_options)
-    if not up_to_date(
-        layout,
+    preview = preview_ingest(
+        StoreLayout(store, settings.storage_options),
         catalogue,
         source=source_uri(source),
         dataset=dataset,
@@ -82,10 +87,11 @@ def _up_to_date_summary(settings: Settings, *, source: str, store: str, params: 
         min_duration_s=params.get("min_duration_s", defaults.DEFAULT_MIN_DURATION_S),
         channel_views=params.get("channel_views", defaults.DEFAULT_CHANNEL_VIEWS),
         retry_failed=params.get("retry_failed", False),
-    ):
-        return None
+    )
+    if not preview.up_to_date:
+        return preview, None
     done = time.perf_counter()
-    return RunTally().summary(
+    return preview, RunTally().summary(
         run_id=new_run_id(),
         source=source,
         store=store,

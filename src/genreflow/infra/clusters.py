@@ -255,7 +255,9 @@ def worker_env(
 
 def local_runner_kwargs(workers: int, *, verbose: bool = False) -> dict[str, Any]:
     """``workers`` local processes, one thread each, dashboard on a free loopback port. Local workers
-    inherit this process's environment; the caller sets the nanny's MALLOC fix in Dask's config."""
+    are forked from a fork server (``dask_cluster.start_local_workers_early``, which also sets the
+    nanny's MALLOC fix in Dask's config) and inherit its environment; the Prefect API and S3 variables
+    are given again as they are now, as a spawned worker would inherit them."""
     import logging
 
     return {
@@ -264,6 +266,7 @@ def local_runner_kwargs(workers: int, *, verbose: bool = False) -> dict[str, Any
             "n_workers": workers,
             "threads_per_worker": 1,
             "processes": True,
+            "env": {key: os.environ[key] for key in FORWARDED_ENV if key in os.environ},
             # A free port: two runs at once do not fight over 8787 (nor warn about it).
             "dashboard_address": "127.0.0.1:0",
             "silence_logs": logging.DEBUG if verbose else logging.ERROR,

@@ -1,6 +1,7 @@
 """Ingest bookkeeping around the shard work: what to do, how to split it, how to commit it.
 
-The flow calls these in order: :func:`recover_interrupted_runs`, :func:`select_work`, then for each
+The CLI may call :func:`preview_ingest` first (read-only). The flow calls these in order:
+:func:`recover_interrupted_runs`, :func:`select_work`, then for each
 of :func:`plan_batches`: :func:`plan_shards`, :func:`record_allocation`, (shards run elsewhere),
 :func:`commit_run`, :meth:`RunTally.add`. Only this code writes the manifest and the ``track_id``
 array, so each has exactly one writer.
@@ -61,7 +62,17 @@ def detected_dataset(catalogue: pd.DataFrame, requested: str) -> str:
     return str(catalogue["dataset"].iloc[0]) if len(catalogue) else requested
 
 
-def up_to_date(
+@dataclass(frozen=True)
+class IngestPreview:
+    """What an ingest run would do, read without the lease: ``to_decode`` tracks (None when only the
+    flow can tell: the store is new or has other settings, or a run's receipts wait to be committed),
+    and whether the run would change nothing at all."""
+
+    to_decode: int | None
+    up_to_date: bool
+
+
+def preview_ingest(
     layout: StoreLayout,
     catalogue: pd.DataFrame,
     *,
@@ -72,23 +83,23 @@ def up_to_date(
     min_duration_s: float,
     channel_views: Sequence[str],
     retry_failed: bool,
-) -> bool:
-    """Whether an ingest run of ``catalogue`` (listed from ``source``) would change nothing.
+) -> IngestPreview:
+    """What an ingest run of ``catalogue`` (listed from ``source``) would do.
 
     Read-only and without the lease, so a night with nothing new costs a listing and a manifest read
-    instead of a flow run: the store exists with these settings, no run's receipts wait to be
-    committed (another run may be writing), nothing is new, changed or gone. Any other answer is
-    ``False``, and the flow decides under the lease (and reports any error in the request).
+    instead of a flow run, and a run with work can start its workers early: the store exists with
+    these settings, no run's receipts wait to be committed (another run may be writing), then the
+    diff. The flow decides again under the lease (and reports any error in the request).
     """
     window = ClipWindow(
         seconds=window_seconds(layout, window_s, detected_dataset(catalogue, dataset)), min_seconds=min_duration_s
     )
     if not holds(layout, feature_sets, window=window, channel_views=channel_views) or _run_dirs(layout):
-        return False
+        return IngestPreview(to_decode=None, up_to_date=False)
     manifest = read_manifest(layout)
-    if len(select_work(catalogue, manifest, feature_sets=feature_sets, retry_failed=retry_failed)):
-        return False
-    return not vanished(catalogue, manifest, source=source, run_id="", allow_empty_source=True)
+    work = len(select_work(catalogue, manifest, feature_sets=feature_sets, retry_failed=retry_failed))
+    gone = work == 0 and vanished(catalogue, manifest, source=source, run_id="", allow_empty_source=True)
+    return IngestPreview(to_decode=work, up_to_date=work == 0 and not gone)
 
 
 def select_work(
