@@ -73,11 +73,23 @@ def test_local_ingest_is_complete_incremental_and_exact(demo_source, tmp_path, s
     assert latest.loc["gtzan:jazz.00000", "duration_s"] == pytest.approx(5.0)
     assert len(latest) == 17  # one row per track: the changed one replaced its old row
 
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId, ArtifactFilterKey
+
     with get_client(sync_client=True) as client:
-        artifacts = {a.key: a for a in client.read_artifacts()}
-        run = client.read_flow_run(artifacts[f"ingest-{first.run_id.lower()}-failures"].flow_run_id)
+        [failures] = client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[f"ingest-{first.run_id.lower()}-failures"]))
+        )
+        run = client.read_flow_run(failures.flow_run_id)
         flow_name = client.read_flow(run.flow_id).name
+        artifacts = {
+            a.key or a.type: a
+            for a in client.read_artifacts(
+                artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[run.id]))
+            )
+        }
+        links = [a.data for a in artifacts.values() if a.data and str(a.data).startswith("[Dask dashboard](")]
     assert flow_name == "backfill"
+    assert len(links) == 1 and links[0].startswith("[Dask dashboard](http://127.0.0.1:")  # where Dask users look
     progress = artifacts[f"ingest-{first.run_id.lower()}-progress"]
     assert progress.type == "progress" and float(progress.data) == 100.0
     assert progress.description.startswith("3 of 3 batches committed, 17 of 17 tracks")
@@ -233,4 +245,60 @@ def test_a_backfill_killed_mid_run_goes_on_where_it_stopped(tmp_path, settings):
     np.testing.assert_array_equal(
         read_rows(StoreLayout(str(store)), "mel128", list(rows.astype(int))),
         read_rows(StoreLayout(str(clean_store)), "mel128", list(expected.astype(int))),
+    )
+
+
+def _worker_processes() -> list:
+    """This test process's Dask worker processes (forked from the fork server, or spawned)."""
+    import psutil
+
+    me = psutil.Process()
+    workers = []
+    for process in me.children(recursive=True):
+        command = " ".join(process.cmdline())
+        forkserver = "forkserver import main" in command and process.ppid() == me.pid
+        if "multiprocessing" in command and "resource_tracker" not in command and not forkserver:
+            workers.append(process)
+    return workers
+
+
+def test_a_worker_killed_mid_ingest_costs_nothing(tmp_path, settings):
+    """SIGKILL a real Dask worker while the shards run: the flow finishes, every track once, and the
+    stored values are those of a clean run."""
+    import signal
+    import threading
+    import time
+
+    from genreflow.flows.runtime import run_ingest
+
+    source = tmp_path / "catalogue"
+    for index in range(40):
+        label = ("rock", "jazz")[index % 2]
+        (source / label).mkdir(parents=True, exist_ok=True)
+        sf.write(source / label / f"{index:02d}.wav", tone(10, freq=150.0 + 23 * index), 22050)
+    store = tmp_path / "store"
+    params = {"source": str(source), "feature_sets": ["mel128"], "shard_size": 2, "show_progress": False}
+    outcome: dict = {}
+    run = threading.Thread(target=lambda: outcome.update(summary=run_ingest(settings, store=str(store), **params)))
+    run.start()
+    deadline = time.monotonic() + 120
+    while not list(store.glob("runs/*/shard-*.parquet")) and run.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.005)
+    [victim, *_] = _worker_processes()
+    victim.send_signal(signal.SIGKILL)
+    assert run.is_alive(), "the run ended before a worker could be killed"
+    run.join(timeout=300)
+    summary = outcome["summary"]
+    assert summary.counts == {"ok": 40} and summary.unprocessed == ()  # the lost shard ran again elsewhere
+    assert not victim.is_running()  # really gone (its nanny started another)
+    manifest = read_manifest(StoreLayout(str(store)))
+    assert manifest["uri"].is_unique and len(manifest) == 40
+
+    clean = run_ingest(dataclasses.replace(settings, in_process_tracks=64), store=str(tmp_path / "clean"), **params)
+    assert clean.counts == {"ok": 40}
+    expected = read_manifest(StoreLayout(str(tmp_path / "clean"))).set_index("track_id")["row"]
+    rows = manifest.set_index("track_id")["row"].loc[expected.index]
+    np.testing.assert_array_equal(
+        read_rows(StoreLayout(str(store)), "mel128", list(rows.astype(int))),
+        read_rows(StoreLayout(str(tmp_path / "clean")), "mel128", list(expected.astype(int))),
     )

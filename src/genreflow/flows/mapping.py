@@ -15,6 +15,7 @@ from tqdm import tqdm
 
 from genreflow.infra.dask_cluster import dashboard_link, start_local_workers_early, task_runner
 from genreflow.infra.settings import Settings
+from genreflow.tasks.reports import publish_dashboard
 
 
 class HasTracks(Protocol):
@@ -53,13 +54,22 @@ def workers(settings: Settings | None) -> Iterator[Any]:
         if shared["runner"] is None:
             start_local_workers_early(settings)  # if not started yet (or by another Prefect API's settings)
             shared["runner"] = shared["stack"].enter_context(task_runner(settings))
-            get_run_logger().info("Dask dashboard: %s", dashboard_link(shared["runner"]))
+            _announce_dashboard(shared["runner"])
         yield shared["runner"]
         return
     start_local_workers_early(settings)
     with task_runner(settings) as runner:
-        get_run_logger().info("Dask dashboard: %s", dashboard_link(runner))  # shown with --verbose
+        _announce_dashboard(runner)
         yield runner
+
+
+def _announce_dashboard(runner: Any) -> None:
+    """Start the workers, and say where their Dask dashboard is: the run log (shown with --verbose)
+    and a link artifact on the run, as Dask users expect."""
+    link = dashboard_link(runner)
+    get_run_logger().info("Dask dashboard: %s", link)
+    if link:
+        publish_dashboard(link)
 
 
 def track_bar(total: int, *, desc: str, show_progress: bool) -> tqdm:

@@ -8,6 +8,7 @@ import time
 from datetime import UTC, datetime, timedelta
 
 from prefect.artifacts import (
+    create_link_artifact,
     create_markdown_artifact,
     create_progress_artifact,
     create_table_artifact,
@@ -45,6 +46,11 @@ def publish_ingest_report(summary: IngestSummary) -> None:
             description="The same audio under two labels: the first file was skipped, the kept file's label stands",
         )
     create_markdown_artifact(key=f"{key}-summary", markdown=ingest_markdown(summary))
+
+
+def publish_dashboard(link: str) -> None:
+    """The Dask dashboard of the run's workers, on the run's artifacts page (live while the run is)."""
+    create_link_artifact(link, link_text="Dask dashboard", description="The Dask dashboard of this run's workers")
 
 
 class BatchProgress:
