@@ -160,7 +160,9 @@ def _wav_with_list_chunk(name: str) -> Maker:
     return make
 
 
-def _png() -> bytes:
+def png_bytes() -> bytes:
+    """A valid 1x1 PNG image: what a cover image saved under an audio name holds."""
+
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
 
@@ -337,7 +339,7 @@ KINDS: tuple[Kind, ...] = (
     Kind("zero-byte flac", "country/empty.flac", FAILED, r"^empty file \(0 bytes\)$", make=_bytes(lambda: b"")),
     Kind("text as wav", "country/notes.wav", FAILED, r"^not audio: the file is a text file$",
          make=_bytes(lambda: b"track list:\n1. intro\n2. outro\n")),
-    Kind("png as flac", "country/cover.flac", FAILED, r"^not audio: the file is a PNG image$", make=_bytes(_png)),
+    Kind("png as flac", "country/cover.flac", FAILED, r"^not audio: the file is a PNG image$", make=_bytes(png_bytes)),
     Kind("html as mp3", "country/download.mp3", FAILED, r"^not audio: the file is an HTML page$",
          make=_bytes(lambda: _HTML)),
     Kind("gzip as ogg", "country/archive.ogg", FAILED, r"^not audio: the file is a gzip archive$",

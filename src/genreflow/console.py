@@ -44,12 +44,8 @@ def describe_ingest(summary: IngestSummary) -> str:
         + f"{summary.wall_s:.1f} s",
         f"  store: {summary.store} (features: {', '.join(summary.feature_sets)})",
     ]
-    if summary.recovered_runs:
-        lines.append(
-            f"  committed the finished shards of {len(summary.recovered_runs)} interrupted run(s) "
-            f"({', '.join(summary.recovered_runs)}; counted above)"
-            + (f"; their unfinished shards left {summary.unused_rows} store rows unused" if summary.unused_rows else "")
-        )
+    if note := summary.recovery_note():
+        lines.append(f"  {note}")
     lines += [f"  failed: {f.uri}: {f.reason}" for f in summary.failures]
     lines += [
         f"  label conflict: {c.uri} is labelled {c.label}, but its audio is that of {c.kept_uri} ({c.kept_label}), "

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import struct
-import zlib
 
 import numpy as np
 import soundfile as sf
@@ -13,6 +11,7 @@ from genreflow.pipeline.audio import ClipWindow
 from genreflow.pipeline.datasets import scan_catalogue, source_uri
 from genreflow.pipeline.extract import TrackRef, load_track
 from tests.conftest import tone
+from tests.corpus import png_bytes
 
 
 def _reason(path) -> str | None:
@@ -21,21 +20,8 @@ def _reason(path) -> str | None:
     return load_track(ref, window=ClipWindow(seconds=4.0))[2]
 
 
-def _png() -> bytes:
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
-
-    header = struct.pack(">IIBBBBB", 1, 1, 8, 2, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", header)
-        + chunk(b"IDAT", zlib.compress(b"\0\xff\0\0"))
-        + chunk(b"IEND", b"")
-    )
-
-
 def test_files_that_are_not_audio_say_what_they_are(tmp_path):
-    (tmp_path / "cover.wav").write_bytes(_png())
+    (tmp_path / "cover.wav").write_bytes(png_bytes())
     (tmp_path / "notes.mp3").write_text("track list:\n1. intro\n2. outro\n")
     (tmp_path / "page.flac").write_text("<!DOCTYPE html><html><body>404</body></html>")
     assert _reason(tmp_path / "cover.wav") == "not audio: the file is a PNG image"

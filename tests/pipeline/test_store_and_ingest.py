@@ -145,8 +145,15 @@ def test_a_run_killed_between_its_shards_leaves_its_unfinished_shards_rows_repor
     first, second = plan_shards(work, run_id="r1", row_start=store.allocate(4), rows_per_track=1, shard_size=3)
     record_allocation(layout, [first, second])
     run_shard(first, ExtractionSpec((MEL128,), WINDOW), layout)  # killed here: the second shard never ran
-    [(run_id, run)] = recover_interrupted_runs(layout, store).items()
+    recovered = recover_interrupted_runs(layout, store)
+    [(run_id, run)] = recovered.items()
     assert (run_id, len(run.rows), run.unused_rows) == ("r1", 3, 1)
+    tally = RunTally()
+    tally.add_recovered(recovered)
+    summary = tally.summary(**SUMMARY_FACTS)
+    assert (summary.recovered_runs, summary.unused_rows, sum(summary.counts.values())) == (("r1",), 1, 3)
+    assert "committed the finished shards of 1 interrupted run(s) (r1; counted above); their unfinished shards " \
+           "left 1 store rows unused" in describe_ingest(summary)  # fmt: skip
     left = select_work(catalogue, read_manifest(layout), feature_sets=[MEL128])
     assert list(left["uri"]) == [second.tracks[0].uri]  # the next run decodes only what the dead run did not
     assert recover_interrupted_runs(layout, store) == {}  # committed once
@@ -194,7 +201,7 @@ def test_the_same_audio_under_two_labels_is_a_label_conflict_and_a_real_file_bea
     assert out["pop/real.wav"]["status"] == "ok" and out["pop/alias.wav"]["status"] == "skipped"
     assert "label_conflict" not in out["pop/alias.wav"]  # same label: a plain duplicate
     assert out["jazz/y.wav"]["error"] == f"duplicate of {tmp_path / 'pop/real.wav'}"
-    assert out["jazz/y.wav"]["label_conflict"] == "pop"
+    assert out["jazz/y.wav"]["label_conflict"].kept_label == "pop"
 
     tally = RunTally()
     tally.add(list(out.values()))

@@ -17,6 +17,7 @@ logger = logging.getLogger(__name__)
 # it starts): Dask, Prefect, numpy, zarr, soundfile and the shard code; scipy's FFT for the spectrograms.
 # TensorFlow is left out: a scoring worker imports it itself, after the fork.
 WORKER_PRELOAD = ("distributed", "genreflow.tasks.ingest", "scipy.fft", "scipy.sparse")
+_forkserver_prefect_env: dict[str, str] | None = None  # the PREFECT_* variables the fork server started with
 
 
 def task_runner(settings: Settings) -> Any:
@@ -58,24 +59,23 @@ def start_local_workers_early(settings: Settings) -> None:
     (Windows), workers are always spawned.
     """
     global _forkserver_prefect_env
+    if not _local_processes(settings):
+        return
     import dask
 
-    if not _local_processes(settings) or "forkserver" not in multiprocessing.get_all_start_methods():
-        return
     # Dask's nannies set MALLOC_TRIM_THRESHOLD_=65536, which also pins glibc's mmap threshold: every
     # multi-MB array of a track is then mmapped and faulted in afresh, costing ~40 % of the shard
     # time. glibc's own adaptive thresholds keep worker memory just as flat (see `bench ingest`).
     # (Remote workers get the same through their environment: `clusters.NANNY_ENV`.)
     dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None})
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return
     prefect_env = {key: value for key, value in os.environ.items() if key.startswith("PREFECT_")}
     if _forkserver_prefect_env is None:
         _start_forkserver(dask.config.get("distributed.nanny.pre-spawn-environ"))
         _forkserver_prefect_env = prefect_env
     method = "forkserver" if prefect_env == _forkserver_prefect_env else "spawn"
     dask.config.set({"distributed.worker.multiprocessing-method": method})
-
-
-_forkserver_prefect_env: dict[str, str] | None = None  # the PREFECT_* variables the fork server started with
 
 
 def _start_forkserver(pre_spawn_environ: dict[str, Any]) -> None:

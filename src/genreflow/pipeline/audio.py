@@ -271,15 +271,9 @@ _SIGNATURES = (
 def sniff_non_audio(source: str | BinaryIO) -> str | None:
     """What a file that no decoder reads is instead (``"a PNG image"``, ``"a text file"``), from its
     first bytes, so its manifest row says so; None when it looks like nothing known."""
-    if isinstance(source, str):
-        try:
-            with open(source, "rb") as handle:
-                head = handle.read(512)
-        except OSError:
-            return None
-    else:
-        source.seek(0)
-        head = source.read(512)
+    head = _first_bytes(source, 512)
+    if head is None:
+        return None
     lowered = head.lstrip().lower()
     for signature, kind in _SIGNATURES:
         if lowered.startswith(signature.lower()):
@@ -295,23 +289,29 @@ _MPEG_EXTENSIONS = (".mp3", ".mp2", ".mpga")
 
 
 def _may_be_mpeg(source: str | BinaryIO) -> bool:
-    """Whether libsndfile may hand ``source`` to libmpg123: an MPEG name, an ID3 tag or a frame sync."""
-    if isinstance(source, str):
-        if source.lower().endswith(_MPEG_EXTENSIONS):
-            return True
-        try:
-            with open(source, "rb") as handle:
-                head = handle.read(3)
-        except OSError:
-            return False
-    else:
-        try:
-            position = source.tell()
-            head = source.read(3)
-            source.seek(position)
-        except (OSError, ValueError):
-            return True  # cannot peek: filter to be safe
+    """Whether libsndfile may hand ``source`` to libmpg123: an MPEG name, an ID3 tag or a frame sync
+    (a source that cannot be peeked at is filtered, to be safe)."""
+    if isinstance(source, str) and source.lower().endswith(_MPEG_EXTENSIONS):
+        return True
+    head = _first_bytes(source, 3)
+    if head is None:
+        return True
     return head.startswith(b"ID3") or (len(head) >= 2 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0)
+
+
+def _first_bytes(source: str | BinaryIO, n: int) -> bytes | None:
+    """The first ``n`` bytes of a path or a seekable file (left where it was), None if unreadable."""
+    try:
+        if isinstance(source, str):
+            with open(source, "rb") as handle:
+                return handle.read(n)
+        position = source.tell()
+        source.seek(0)
+        head = source.read(n)
+        source.seek(position)
+        return head
+    except (OSError, ValueError):
+        return None
 
 
 # libmpg123's own lines: "Note: Trying to resync...", "Warning: Xing stream size off ...",

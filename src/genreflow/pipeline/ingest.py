@@ -288,8 +288,7 @@ def mark_duplicates(rows: Sequence[dict[str, Any]], manifest: pd.DataFrame) -> l
     the copy of an edited or deleted original takes its track over, instead of being skipped as a
     duplicate of content no file holds any more. Of a symbolic link and its target arriving together,
     the real file keeps the track. A duplicate labelled otherwise than the file that keeps the track
-    carries that file's label as ``label_conflict`` (not stored: the run reports it, see
-    :class:`LabelConflict`).
+    carries a :class:`LabelConflict` as ``label_conflict`` (not stored: the run reports it).
     """
     live: dict[str, tuple[str, str | None]] = {}  # track id -> the URI holding it, and its label
     if len(manifest):
@@ -308,7 +307,7 @@ def mark_duplicates(rows: Sequence[dict[str, Any]], manifest: pd.DataFrame) -> l
         if owner is not None and owner[0] != row["uri"]:
             row.update(status="skipped", error=f"duplicate of {owner[0]}", row=None)
             if owner[1] is not None and row["label"] is not None and owner[1] != row["label"]:
-                row["label_conflict"] = owner[1]
+                row["label_conflict"] = LabelConflict(row["uri"], row["label"], owner[0], owner[1])
         elif row["status"] == "ok":
             live[row["track_id"]] = (row["uri"], row["label"])
         out.append(row)
@@ -450,6 +449,17 @@ class IngestSummary:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
+    def recovery_note(self) -> str | None:
+        """What the run committed of interrupted runs (None if nothing): their ids, and the store rows
+        their unfinished shards were allocated and left empty."""
+        if not self.recovered_runs:
+            return None
+        unused = f"; their unfinished shards left {self.unused_rows} store rows unused" if self.unused_rows else ""
+        return (
+            f"committed the finished shards of {len(self.recovered_runs)} interrupted run(s) "
+            f"({', '.join(self.recovered_runs)}; counted above){unused}"
+        )
+
 
 @dataclass
 class RunTally:
@@ -481,11 +491,7 @@ class RunTally:
             )
             label[row["status"]] += 1
         self.failures += [FailedTrack(r["uri"], r["error"]) for r in committed if r["status"] == "failed"]
-        self.label_conflicts += [
-            LabelConflict(r["uri"], r["label"], r["error"].removeprefix("duplicate of "), r["label_conflict"])
-            for r in committed
-            if "label_conflict" in r
-        ]
+        self.label_conflicts += [r["label_conflict"] for r in committed if "label_conflict" in r]
         self.unprocessed += unprocessed
         self.shards += [
             ShardRun(r.index, len(r.rows), r.seconds, r.pid, r.peak_rss_bytes)

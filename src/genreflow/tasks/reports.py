@@ -90,17 +90,10 @@ def ingest_markdown(summary: IngestSummary) -> str:
             f"- ok {counts.get('ok', 0)}, failed {counts.get('failed', 0)}, skipped {counts.get('skipped', 0)}, "
             f"removed {counts.get('removed', 0)}, not processed {len(summary.unprocessed)}, "
             f"label conflicts {len(summary.label_conflicts)}",
-            f"- {summary.batches} batches committed" + _recovered(summary),
+            f"- {summary.batches} batches committed" + (f"; {note}" if (note := summary.recovery_note()) else ""),
             f"- wall {summary.wall_s:.1f} s, shard compute {summary.compute_s:.1f} s",
         ]
     )
-
-
-def _recovered(summary: IngestSummary) -> str:
-    if not summary.recovered_runs:
-        return ""
-    unused = f", whose unfinished shards left {summary.unused_rows} store rows unused" if summary.unused_rows else ""
-    return f"; committed the finished shards of interrupted runs {', '.join(summary.recovered_runs)}{unused}"
 
 
 def publish_train_report(result: TrainResult) -> None:
