@@ -117,7 +117,7 @@ def add_wait(parser: argparse.ArgumentParser) -> None:
 def add_runtime(parser: argparse.ArgumentParser, *, store_default: str | None = "") -> None:
     """Where a flow runs: the store (``store_default=None``: the command makes its own, so it takes
     no ``--store``), local workers or a Dask cluster, S3, verbosity."""
-    from genreflow.infra.settings import CLUSTERS
+    from genreflow.infra.settings import CLUSTERS, ENV
 
     if store_default is not None:
         add_store(parser, default=store_default)
@@ -129,6 +129,13 @@ def add_runtime(parser: argparse.ArgumentParser, *, store_default: str | None = 
         default_from=lambda: Settings.workers,
     )
     parser.add_argument("--dask-address", default=None, help="an existing Dask scheduler (env GENREFLOW_DASK_ADDRESS)")
+    for name, what in (
+        ("dask_tls_ca_file", "the CA that signed the Dask cluster's certificates"),
+        ("dask_tls_cert", "this process's certificate (PEM; may hold its key too)"),
+        ("dask_tls_key", "the certificate's private key (PEM)"),
+    ):
+        text = f"Dask TLS (a tls:// --dask-address, or --cluster slurm): {what} (env {ENV[name]})"
+        parser.add_argument("--" + name.replace("_", "-"), default=None, metavar="PATH", help=text)
     option(
         parser,
         "--cluster",
@@ -158,13 +165,17 @@ def settings(args: argparse.Namespace, *, store_required: bool) -> Settings:
         verbose=getattr(args, "verbose", False),
         cluster=getattr(args, "cluster", None),
         cluster_config=getattr(args, "cluster_config", None),
+        dask_tls_ca_file=getattr(args, "dask_tls_ca_file", None),
+        dask_tls_cert=getattr(args, "dask_tls_cert", None),
+        dask_tls_key=getattr(args, "dask_tls_key", None),
     )
     if store_required and not resolved.store:
         raise ParameterError("--store (or GENREFLOW_STORE) is required")
-    if resolved.cluster != "local":
+    if resolved.cluster != "local" or resolved.dask_address:
         from genreflow.infra.clusters import runner_kwargs
 
-        runner_kwargs(resolved)  # a missing extra or a bad --cluster-config is one line, before any work
+        # A missing extra, a bad --cluster-config or TLS file is one line, before any work.
+        runner_kwargs(resolved)
     return resolved
 
 

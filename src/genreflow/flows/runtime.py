@@ -187,10 +187,11 @@ def run_train(
     if settings.dask_address:
         from distributed import Client
 
+        from genreflow.infra.clusters import dask_security
         from genreflow.infra.dask_cluster import task_runner
         from genreflow.infra.devices import gpu_resources
 
-        with Client(settings.dask_address) as client:
+        with Client(settings.dask_address, security=dask_security(settings)) as client:
             gpu_worker = device != "cpu" and gpu_resources(client)
         flow = train_flow.with_options(task_runner=task_runner(settings))
     return flow(

@@ -57,6 +57,15 @@ credentials, so it is stored where the scheduler system keeps a job's definition
 
 Where that is too wide, leave the credentials out of this process's environment and let the
 workers find their own (an instance role, a node's ``~/.aws``, or the image).
+
+**TLS** (:func:`dask_security`). ``--dask-tls-ca-file``, ``--dask-tls-cert`` and ``--dask-tls-key``
+(env ``GENREFLOW_DASK_TLS_CA_FILE``, ``..._CERT``, ``..._KEY``; the key may be omitted when the
+certificate file holds it) encrypt and authenticate Dask's traffic both ways (the scheduler requires
+a certificate its CA signed). With ``--dask-address tls://HOST:PORT`` they are this process's client
+certificate; with ``--cluster slurm`` the scheduler started here and the workers in the jobs use the
+same files, so they must be readable at the same paths on the compute nodes. Local workers talk over
+loopback only and stay on plain TCP: the files are not used for them. The Kubernetes operator's pods
+would need the certificates mounted: TLS is refused for ``--cluster kubernetes``.
 """
 
 from __future__ import annotations
@@ -65,17 +74,21 @@ import importlib.util
 import os
 import re
 import shlex
+import ssl
 import tomllib
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from genreflow.pipeline.errors import ParameterError
 
 from .logs import NO_TELEMETRY_ENV
-from .settings import Settings
+from .settings import ENV, Settings
+
+if TYPE_CHECKING:
+    from distributed import Security
 
 # Forwarded from the submitting process to the workers when set there.
 FORWARDED_ENV = (
@@ -145,6 +158,9 @@ _POSITIVE = {"slurm.cores", "slurm.processes", "slurm.jobs", "slurm.maximum_jobs
     "kubernetes.workers",
     "kubernetes.threads",
 }
+# The Settings fields of the TLS files, and the roles a SLURM cluster gives them (its scheduler runs here).
+TLS_FILES = ("dask_tls_ca_file", "dask_tls_cert", "dask_tls_key")
+CLIENT_ROLE, ALL_ROLES = ("client",), ("client", "scheduler", "worker")
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _K8S_NAME = re.compile(r"[a-z0-9]([-a-z0-9]{0,38}[a-z0-9])?")
 
@@ -280,6 +296,7 @@ def slurm_runner_kwargs(
     environ: Mapping[str, str] | None = None,
     s3_endpoint_url: str | None = None,
     verbose: bool = False,
+    security: Security | None = None,
 ) -> dict[str, Any]:
     """A ``dask_jobqueue.SLURMCluster``: its scheduler runs in this process, its workers in sbatch jobs.
 
@@ -287,6 +304,8 @@ def slurm_runner_kwargs(
     maximum_jobs=maximum_jobs)``, which submits the jobs and resubmits one that ends (its walltime).
     The workers' environment becomes ``export`` lines at the top of the job script, before the
     config's own ``job_script_prologue``: each job script holds the credentials (module docstring).
+    With ``security`` (:func:`dask_security` for all roles) the scheduler listens on ``tls://`` and
+    dask-jobqueue gives the job scripts' workers ``--protocol tls://`` and the files' paths.
     """
     import logging
 
@@ -325,6 +344,8 @@ def slurm_runner_kwargs(
     }
     if queue:
         kwargs["queue"] = queue
+    if security is not None:
+        kwargs["security"] = security
     return {
         "cluster_class": "dask_jobqueue.SLURMCluster",
         "cluster_kwargs": kwargs,
@@ -399,14 +420,90 @@ def kubernetes_runner_kwargs(
     return {"cluster_class": "dask_kubernetes.operator.KubeCluster", "cluster_kwargs": kwargs}
 
 
+def dask_security(settings: Settings, *, roles: tuple[str, ...] = CLIENT_ROLE) -> Security | None:
+    """The ``distributed.Security`` for the TLS files in ``settings`` (module docstring), or None
+    when none is given: encryption required, the CA, and the certificate and key for each of ``roles``.
+
+    The files are checked here, before any work: both the CA and a certificate are needed (a TLS
+    scheduler refuses a client without one), each must be readable, and the key must match the
+    certificate. The object holds the paths, never the keys, so a runner that Prefect duplicates or
+    pickles carries none. Without a key the certificate's path stands in for it: dask-jobqueue puts
+    a key on each worker's command line (``--tls-key None`` otherwise).
+    """
+    given = _tls_files(settings)
+    if not given:
+        return None
+    needed = {"dask_tls_ca_file": "the CA that signed the cluster's certificates",
+              "dask_tls_cert": "this process's certificate, signed by that CA"}  # fmt: skip
+    for name, what in needed.items():
+        if name not in given:
+            raise ParameterError(f"{_option(name)} is required with {_option(next(iter(given)))}: {what}")
+    for name, path in given.items():
+        try:
+            with open(path, "rb"):
+                pass
+        except OSError as error:
+            raise ParameterError(f"{_option(name)} {path}: {error.strerror or error}") from None
+    ca, cert = str(given["dask_tls_ca_file"]), str(given["dask_tls_cert"])
+    key = str(given.get("dask_tls_key", cert))
+    try:
+        context = ssl.create_default_context(cafile=ca)
+    except ssl.SSLError as error:
+        reason = error.reason or error
+        raise ParameterError(f"{_option('dask_tls_ca_file')} {ca}: not a PEM certificate ({reason})") from None
+    try:
+        context.load_cert_chain(cert, key)
+    except ssl.SSLError as error:
+        shown = f"{_option('dask_tls_cert')} {cert}" + (f" with {_option('dask_tls_key')} {key}" if key != cert else "")
+        raise ParameterError(
+            f"{shown}: not a PEM certificate and its private key ({error.reason or error}; a certificate "
+            "without its key needs --dask-tls-key)"
+        ) from None
+    from distributed import Security
+
+    files = {f"tls_{role}_{kind}": value for role in roles for kind, value in (("cert", cert), ("key", key))}
+    return Security(tls_ca_file=ca, require_encryption=True, **files)
+
+
+def _tls_files(settings: Settings) -> dict[str, Path]:
+    return {name: getattr(settings, name) for name in TLS_FILES if getattr(settings, name) is not None}
+
+
+def _option(name: str) -> str:
+    return f"--{name.replace('_', '-')} (or {ENV[name]})"
+
+
+def scheduler_runner_kwargs(settings: Settings) -> dict[str, Any]:
+    """An existing scheduler at ``dask_address``: over TLS (``client_kwargs``, which prefect_dask
+    passes to its ``Client``) exactly when the address is ``tls://`` and the files are given."""
+    address = str(settings.dask_address)
+    tls = address.startswith("tls://")
+    given = list(_tls_files(settings))
+    if tls and not given:
+        raise ParameterError(
+            f"--dask-address {address} is a TLS scheduler: it needs {_option('dask_tls_ca_file')} "
+            f"and {_option('dask_tls_cert')}"
+        )
+    if given and not tls:
+        raise ParameterError(
+            f"{_option(given[0])} secures a tls:// scheduler, but --dask-address is {address}: "
+            "use tls://HOST:PORT (a scheduler started with --protocol tls)"
+        )
+    security = dask_security(settings)
+    return {"address": address, **({"client_kwargs": {"security": security}} if security else {})}
+
+
 def runner_kwargs(settings: Settings, *, environ: Mapping[str, str] | None = None) -> dict[str, Any]:
     """``DaskTaskRunner``'s keyword arguments for ``settings``: an existing scheduler
-    (``dask_address``), local processes, or the ``cluster`` its ``cluster_config`` describes.
+    (``dask_address``, over TLS with the ``dask_tls_*`` files), local processes (on loopback: the TLS
+    files are not used), or the ``cluster`` its ``cluster_config`` describes (SLURM takes the TLS
+    files too; Kubernetes refuses them).
 
-    A missing extra, a missing or malformed file, an unknown key: one :class:`ParameterError`."""
+    A missing extra, a missing or malformed file, an unknown key, a TLS file for a plain address or
+    none for a ``tls://`` one: one :class:`ParameterError`."""
     if settings.cluster == "local":
         if settings.dask_address:
-            return {"address": settings.dask_address}
+            return scheduler_runner_kwargs(settings)
         return local_runner_kwargs(settings.workers, verbose=settings.verbose)
     if settings.dask_address:
         raise ParameterError(
@@ -415,6 +512,14 @@ def runner_kwargs(settings: Settings, *, environ: Mapping[str, str] | None = Non
     require_extra(settings.cluster)
     if settings.cluster_config is None:
         raise ParameterError(f"--cluster {settings.cluster} needs --cluster-config (or GENREFLOW_CLUSTER_CONFIG)")
-    config = load_cluster_config(settings.cluster_config)
-    build = slurm_runner_kwargs if settings.cluster == "slurm" else kubernetes_runner_kwargs
-    return build(config, environ=environ, s3_endpoint_url=settings.s3_endpoint_url, verbose=settings.verbose)
+    common = {"environ": environ, "s3_endpoint_url": settings.s3_endpoint_url, "verbose": settings.verbose}
+    if settings.cluster == "slurm":
+        security = dask_security(settings, roles=ALL_ROLES)
+        return slurm_runner_kwargs(load_cluster_config(settings.cluster_config), **common, security=security)
+    given = list(_tls_files(settings))
+    if given:
+        raise ParameterError(
+            f"{_option(given[0])}: TLS is not supported with --cluster kubernetes (its pods would need the "
+            "certificates mounted)"
+        )
+    return kubernetes_runner_kwargs(load_cluster_config(settings.cluster_config), **common)

@@ -23,8 +23,9 @@ _forkserver_prefect_env: dict[str, str] | None = None  # the PREFECT_* variables
 def task_runner(settings: Settings) -> Any:
     """A ``DaskTaskRunner`` for ``settings``; nothing starts until it is used.
 
-    With ``dask_address`` it connects to that scheduler (its workers need ``PREFECT_API_URL`` and the
-    S3 variables in their own environment). With ``cluster`` ``slurm`` or ``kubernetes`` it starts
+    With ``dask_address`` it connects to that scheduler, over TLS for a ``tls://`` one (the
+    ``dask_tls_*`` files: ``clusters.dask_security``); its workers need ``PREFECT_API_URL`` and the
+    S3 variables in their own environment. With ``cluster`` ``slurm`` or ``kubernetes`` it starts
     the cluster ``cluster_config`` describes, whose workers get those variables from this process's
     environment as it is now (see ``infra/clusters.py``, also for where that puts the secrets).
     Otherwise it starts ``workers`` local worker processes with one thread each: the shard function

@@ -20,7 +20,12 @@ ENV = {
     "home": "GENREFLOW_HOME",
     "cluster": "GENREFLOW_CLUSTER",
     "cluster_config": "GENREFLOW_CLUSTER_CONFIG",
+    "dask_tls_ca_file": "GENREFLOW_DASK_TLS_CA_FILE",
+    "dask_tls_cert": "GENREFLOW_DASK_TLS_CERT",
+    "dask_tls_key": "GENREFLOW_DASK_TLS_KEY",
 }
+# Fields that name files: given as strings by the environment and by a deployment's JSON parameters.
+PATHS = ("home", "cluster_config", "dask_tls_ca_file", "dask_tls_cert", "dask_tls_key")
 # Where Dask workers run (``infra/clusters.py``): local processes, SLURM jobs, Kubernetes pods.
 CLUSTERS = ("local", "slurm", "kubernetes")
 
@@ -38,6 +43,11 @@ class Settings:
     cluster: str = "local"
     cluster_config: Path | None = None
     in_process_tracks: int = IN_PROCESS_TRACKS  # local runs this small decode on the flow's threads
+    # TLS for Dask's connections (``clusters.dask_security``): the CA that signed the cluster's
+    # certificates, and this process's certificate and key (omitted when the certificate file holds it).
+    dask_tls_ca_file: Path | None = None
+    dask_tls_cert: Path | None = None
+    dask_tls_key: Path | None = None
 
     @classmethod
     def resolve(cls, environ: Mapping[str, str] | None = None, **flags: Any) -> Settings:
@@ -51,10 +61,9 @@ class Settings:
                 values[name] = environ[variable]
         if "workers" in values:
             values["workers"] = int(values["workers"])
-        if "home" in values:
-            values["home"] = Path(values["home"])
-        if "cluster_config" in values:
-            values["cluster_config"] = Path(values["cluster_config"])
+        for name in PATHS:
+            if name in values:
+                values[name] = Path(values[name])
         if values.get("cluster", "local") not in CLUSTERS:
             raise ParameterError(f"unknown cluster {values['cluster']!r} (GENREFLOW_CLUSTER): use {'|'.join(CLUSTERS)}")
         values["verbose"] = bool(flags.get("verbose"))
@@ -62,15 +71,15 @@ class Settings:
 
     @classmethod
     def coerce(cls, value: Settings | Mapping[str, Any] | None) -> Settings | None:
-        """``value`` as Settings: a deployment's parameters arrive as JSON (a mapping, ``home`` and
-        ``cluster_config`` as strings), a CLI run's as the object itself."""
+        """``value`` as Settings: a deployment's parameters arrive as JSON (a mapping, the
+        :data:`PATHS` as strings), a CLI run's as the object itself."""
         if value is None or isinstance(value, Settings):
             return value
         fields = dict(value)
         unknown = set(fields) - {f.name for f in dataclasses.fields(cls)}
         if unknown:
             raise ParameterError(f"settings: unknown keys {sorted(unknown)}")
-        for name in ("home", "cluster_config"):
+        for name in PATHS:
             if fields.get(name) is not None:
                 fields[name] = Path(fields[name])
         return cls(**fields)
