@@ -20,6 +20,7 @@ EXIT_OK = 0
 EXIT_TRACKS_FAILED = 1  # the run finished, but some tracks failed or a shard could not run
 EXIT_USAGE = 2  # a bad argument, source, store or metadata: nothing was done
 EXIT_LEASE_HELD = 3  # another run is writing the store (its lease names it): nothing was done
+EXIT_STORAGE = 4  # the store, a source or an output could not be read or written (S3 down, disk full)
 EXIT_INTERRUPTED = 130
 FAILURES_SHOWN = 20  # the rest are in the failures table
 

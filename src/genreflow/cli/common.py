@@ -13,7 +13,7 @@ import traceback
 from collections.abc import Callable
 from typing import Any, NoReturn
 
-from genreflow.console import EXIT_INTERRUPTED, EXIT_LEASE_HELD, EXIT_TRACKS_FAILED, EXIT_USAGE
+from genreflow.console import EXIT_INTERRUPTED, EXIT_LEASE_HELD, EXIT_STORAGE, EXIT_TRACKS_FAILED, EXIT_USAGE
 from genreflow.infra.settings import Settings
 from genreflow.pipeline.errors import GenreflowError, LeaseHeld, ParameterError
 from genreflow.pipeline.names import check_name, split_spec
@@ -183,8 +183,8 @@ def run(args: argparse.Namespace) -> int:
     """Call the command's handler; every error becomes one line on stderr (the traceback with ``--verbose``).
 
     Exit codes: a :class:`GenreflowError` (bad argument, source, store, metadata) is 2, another run
-    holding the store's lease 3; anything else
-    that stops a run (an I/O failure, a bug) is 1; Ctrl-C is 130.
+    holding the store's lease 3, storage that cannot be read or written (S3 down after its retries, a
+    full disk, a read-only filesystem) 4; anything else that stops a run (a bug) is 1; Ctrl-C is 130.
     """
     verbose = getattr(args, "verbose", False)
     try:
@@ -196,8 +196,10 @@ def run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         return _fail("interrupted", EXIT_INTERRUPTED, verbose=verbose)
     except Exception as error:
-        hint = "" if verbose else " (run again with --verbose for the traceback)"
-        return _fail(f"{type(error).__name__}: {error}{hint}", EXIT_TRACKS_FAILED, verbose=verbose)
+        if not _is_storage_fault(error):
+            hint = "" if verbose else " (run again with --verbose for the traceback)"
+            return _fail(f"{type(error).__name__}: {error}{hint}", EXIT_TRACKS_FAILED, verbose=verbose)
+        return _fail(storage_fault(error, store=getattr(args, "store", None)), EXIT_STORAGE, verbose=verbose)
 
 
 def _fail(message: str, code: int, *, verbose: bool) -> int:
@@ -205,6 +207,28 @@ def _fail(message: str, code: int, *, verbose: bool) -> int:
         traceback.print_exc()
     print(f"genreflow: error: {message}", file=sys.stderr)
     return code
+
+
+def _is_storage_fault(error: BaseException) -> bool:
+    """An OS-level I/O failure (s3fs turns S3's error answers into these too), or botocore's own for
+    an S3 endpoint that never answered (refused, timed out, closed); botocore is only asked if loaded."""
+    botocore = sys.modules.get("botocore.exceptions")
+    return isinstance(error, OSError) or (botocore is not None and isinstance(error, botocore.BotoCoreError))
+
+
+def storage_fault(error: BaseException, *, store: str | None) -> str:
+    """One line for storage that failed a run: where (the file the OS names, else the store) and why
+    (for S3, the status and code it answered after its retries); what was committed stays readable."""
+    filename = getattr(error, "filename", None)
+    where = str(filename) if filename else f"store {store}" if store else "storage"
+    reason = getattr(error, "strerror", None) or str(error)
+    response = getattr(error.__cause__, "response", None)
+    if isinstance(response, dict) and response.get("Error"):
+        status = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        reason = f"S3 answered {status} {response['Error'].get('Code')} after its retries ({reason.rstrip('.')})"
+    elif not isinstance(error, OSError):
+        reason = f"S3 did not answer after its retries ({error})"
+    return f"{where}: {reason}; the store keeps what was committed: run again once it is fixed"
 
 
 def positive_int(text: str) -> int:

@@ -14,6 +14,8 @@ from fsspec.implementations.local import LocalFileSystem
 _URL = re.compile(r"^(?P<proto>[A-Za-z][A-Za-z0-9+.-]*://)(?P<rest>.*)$", re.DOTALL)
 # Azure spells a container as ``container@account``: there a user alone is no secret, a password is.
 _CONTAINER_AT_ACCOUNT = ("abfs://", "abfss://", "az://")
+# Object stores whose fsspec filesystems cache listings (fsspec's DirCache) unless told not to.
+_LISTING_CACHES = ("s3", "s3a", "gs", "gcs", "abfs", "abfss", "az")
 
 
 def filesystem(uri: str, storage_options: Mapping[str, Any] | None = None) -> tuple[fsspec.AbstractFileSystem, str]:
@@ -34,7 +36,12 @@ def filesystem(uri: str, storage_options: Mapping[str, Any] | None = None) -> tu
     refuse_credentials(uri)  # the endpoint too, even for local paths: a run records its options
     refuse_credentials((storage_options or {}).get("endpoint_url") or "", what="S3 endpoint")
     if is_remote(uri):
-        return fsspec.core.url_to_fs(uri, **dict(storage_options or {}))
+        options = dict(storage_options or {})
+        if fsspec.utils.get_protocol(uri) in _LISTING_CACHES and "::" not in uri:
+            # A store is shared: workers write receipts, other runs write manifest parts and scores. A
+            # cached listing would hide them from a long-lived process (serve, a notebook, recovery).
+            options.setdefault("use_listings_cache", False)
+        return fsspec.core.url_to_fs(uri, **options)
     fs, path = fsspec.core.url_to_fs(uri)
     return fs, posixpath.normpath(path)  # `lib/../lib` and `lib` are one source: their files keep one URI
 
