@@ -49,6 +49,7 @@ from genreflow.pipeline.store import FeatureStore, StoreLayout, read_manifest
 from genreflow.pipeline.store.lease import StoreLease
 from genreflow.tasks.ingest import extract_shard, scan_source, shard_timeout_s
 from genreflow.tasks.reports import BatchProgress, publish_ingest_report
+from genreflow.tasks.retries import LASTING_OS_ERRORS
 
 
 @flow(name="ingest", validate_parameters=False)
@@ -206,7 +207,7 @@ class _Batches:
         row_start = self.features.allocate(len(batch) * views)
         shards = plan_shards(batch, run_id=batch_id, row_start=row_start, rows_per_track=views, shard_size=size)
         record_allocation(self.layout, shards)
-        results, unprocessed = _run_shards(runner, shards, self.spec, self.layout, bar=bar)
+        results, unprocessed, lasting = _run_shards(runner, shards, self.spec, self.layout, bar=bar)
         self.lap("extract_s")
         self.lease.ensure_held()  # a run that lost its lease (suspended past its expiry) commits nothing
         # in listing order, not the order the shards finished: which of two copies keeps a track is then
@@ -215,20 +216,26 @@ class _Batches:
         self.tally.add(commit_run(self.layout, self.features, batch_id, rows), results=results, unprocessed=unprocessed)
         self.tally.batches += 1
         self.lap("commit_s")
+        if lasting is not None:  # the store cannot take more (full, read-only): stop, keeping what was committed
+            raise lasting
 
 
 def _run_shards(
     runner: Any, shards: list[Shard], spec: ExtractionSpec, layout: StoreLayout, *, bar: Any
-) -> tuple[list[ShardResult], list[FailedTrack]]:
+) -> tuple[list[ShardResult], list[FailedTrack], OSError | None]:
     """Map the shard task over the workers; a shard that fails after its retries leaves its tracks
-    unprocessed (selected again next run) instead of stopping the others."""
+    unprocessed (selected again next run) instead of stopping the others. The last value is a shard's
+    lasting storage error (a full disk, a read-only store), if any: the run stops after this batch."""
     results: list[ShardResult] = []
     unprocessed: list[FailedTrack] = []
+    lasting: OSError | None = None
     task = extract_shard.with_options(timeout_seconds=shard_timeout_s(max(len(s.tracks) for s in shards)))
     futures = runner.map(task, {"shard": shards, "spec": unmapped(spec), "layout": unmapped(layout)})
     for shard, outcome in as_they_finish(futures, shards, bar=bar):
         if isinstance(outcome, ShardResult):
             results.append(outcome)
-        else:
-            unprocessed += [FailedTrack(t.uri, f"shard failed: {outcome}") for t in shard.tracks]
-    return results, unprocessed
+            continue
+        unprocessed += [FailedTrack(t.uri, f"shard failed: {outcome}") for t in shard.tracks]
+        if isinstance(outcome, OSError) and outcome.errno in LASTING_OS_ERRORS:
+            lasting = outcome
+    return results, unprocessed, lasting

@@ -95,7 +95,9 @@ def require_writable_folder(uri: str, *, what: str) -> None:
         existing = os.path.dirname(existing)
     if not os.path.isdir(existing):
         raise StoreError(f"{what} {uri}: {existing} is a file, so no folder can be made under it")
-    if not os.access(existing, os.W_OK) or os.statvfs(existing).f_flag & os.ST_RDONLY:
+    if os.statvfs(existing).f_flag & os.ST_RDONLY:  # root's os.access says yes to these
+        raise StoreError(f"{what} {uri}: {existing} is on a read-only filesystem")
+    if not os.access(existing, os.W_OK):
         raise StoreError(f"{what} {uri}: {existing} is not writable")
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import posixpath
 import uuid
@@ -34,9 +35,14 @@ def write_bytes_atomic(data: bytes, uri: str, *, storage_options: Mapping[str, A
     parent = posixpath.dirname(path)
     fs.makedirs(parent, exist_ok=True)
     temporary = join(parent, f".{uuid.uuid4().hex}.tmp")
-    with fs.open(temporary, "wb") as handle:
-        handle.write(data)
-    fs.mv(temporary, path)
+    try:
+        with fs.open(temporary, "wb") as handle:
+            handle.write(data)
+        fs.mv(temporary, path)
+    except OSError:
+        with contextlib.suppress(OSError):  # a full disk: free what the half-written copy holds
+            fs.rm_file(temporary)
+        raise
 
 
 def read_parquet_dir(uri: str, *, schema: pa.Schema, storage_options: Mapping[str, Any] | None = None) -> pa.Table:
