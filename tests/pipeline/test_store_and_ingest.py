@@ -14,6 +14,7 @@ from genreflow.pipeline.features import MEL128, WAVELET
 from genreflow.pipeline.ingest import (
     LabelConflict,
     RunTally,
+    commit_run,
     mark_duplicates,
     new_run_id,
     plan_batches,
@@ -21,6 +22,7 @@ from genreflow.pipeline.ingest import (
     record_allocation,
     recover_interrupted_runs,
     select_work,
+    vanished,
 )
 from genreflow.pipeline.store import (
     FeatureStore,
@@ -171,6 +173,39 @@ def test_a_run_killed_after_writing_its_manifest_part_gets_its_track_ids_from_re
     ids = open_features(layout)["track_id"][:]
     assert len(ok) == 3 and [ids[r["row"]] for r in ok] == [r["track_id"] for r in ok]  # ... but the ids are there
     assert not (tmp_path / "store/runs/r1").exists()
+
+
+def test_the_track_id_array_names_only_live_rows_after_a_file_changes_or_vanishes(tmp_path, write_audio):
+    """A file read again (edited, or touched) or retired frees the row its earlier version held: a
+    reader of the Zarr store alone never meets a track twice, or one its source no longer has."""
+    catalogue = _catalogue(tmp_path, write_audio)
+    layout, store = _store(tmp_path)
+    spec = ExtractionSpec((MEL128,), WINDOW)
+
+    def ingest(run_id: str) -> None:
+        work = select_work(scan_catalogue(str(tmp_path / "src")), read_manifest(layout), feature_sets=[MEL128])
+        removed = vanished(scan_catalogue(str(tmp_path / "src")), read_manifest(layout), source=str(tmp_path / "src"),
+                           run_id=run_id)  # fmt: skip
+        rows = []
+        if len(work):
+            [shard] = plan_shards(work, run_id=run_id, row_start=store.allocate(len(work)), rows_per_track=1,
+                                  shard_size=len(work))  # fmt: skip
+            rows = run_shard(shard, spec, layout).rows
+        commit_run(layout, store, run_id, removed + rows)
+
+    def live() -> dict[str, int]:
+        ids = open_features(layout)["track_id"][:]
+        return {track: ids.tolist().count(track) for track in ids if track}
+
+    ingest("r1")
+    assert len(catalogue) == 4 and list(live().values()) == [1, 1, 1]  # the broken file holds no row
+    write_audio("src/rock/a.wav", tone(3, freq=260))  # edited: a new track id
+    os.utime(tmp_path / "src/rock/b.flac", (1, 1))  # touched: read again, the same track
+    (tmp_path / "src/jazz/c.mp3").unlink()  # retired
+    ingest("r2")
+    current = read_manifest(layout).drop_duplicates("uri", keep="last").set_index("uri")
+    expected = {current.loc[str(tmp_path / name), "track_id"]: 1 for name in ("src/rock/a.wav", "src/rock/b.flac")}
+    assert live() == expected
 
 
 def test_work_goes_in_batches_each_with_its_own_run_id(tmp_path, write_audio):

@@ -269,15 +269,22 @@ def commit_run(
     committed = mark_duplicates(rows, manifest)
     if committed:
         write_manifest_part(layout, run_id, committed)
-        _record_track_ids(store, committed)
+        _record_track_ids(store, committed, manifest)
     _clear_run(layout, run_id)
     return committed
 
 
-def _record_track_ids(store: FeatureStore, rows: Sequence[dict[str, Any]]) -> None:
-    """The ``track_id`` of each ``ok`` row's store row (idempotent: recovery writes them again)."""
+def _record_track_ids(store: FeatureStore, rows: Sequence[dict[str, Any]], manifest: pd.DataFrame) -> None:
+    """The ``track_id`` of each ``ok`` row's store row, and an empty one for the rows that earlier
+    versions of these files held (changed, failed now, retired): the array names each track's live
+    row only, never a stale copy. Idempotent: recovery writes them again (``manifest`` may then
+    already hold ``rows``)."""
     ok = [r for r in rows if r["status"] == "ok"]
-    store.record_track_ids([r["row"] for r in ok], [r["track_id"] for r in ok])
+    live = {int(r["row"]) for r in ok}
+    uris = {r["uri"] for r in rows}
+    earlier = manifest[manifest["uri"].isin(uris) & (manifest["status"] == "ok") & manifest["row"].notna()]
+    stale = sorted({int(row) for row in earlier["row"]} - live)
+    store.record_track_ids([r["row"] for r in ok] + stale, [r["track_id"] for r in ok] + [""] * len(stale))
 
 
 def mark_duplicates(rows: Sequence[dict[str, Any]], manifest: pd.DataFrame) -> list[dict[str, Any]]:
@@ -341,7 +348,8 @@ def recover_interrupted_runs(layout: StoreLayout, store: FeatureStore) -> dict[s
     for run_id in _run_dirs(layout):
         fs, part = filesystem(layout.manifest_part(run_id), layout.storage_options)
         if fs.exists(part):  # committed; the track ids and the clean-up may have been lost
-            _record_track_ids(store, pq.read_table(part, filesystem=fs, schema=MANIFEST_SCHEMA).to_pylist())
+            rows = pq.read_table(part, filesystem=fs, schema=MANIFEST_SCHEMA).to_pylist()
+            _record_track_ids(store, rows, read_manifest(layout))
             _clear_run(layout, run_id)
             continue
         unused = _unused_rows(layout, run_id)

@@ -148,18 +148,14 @@ class FeatureStore:
         return sorted(name for name, _ in self.group.groups())
 
     def record_track_ids(self, rows: Sequence[int], track_ids: Sequence[str]) -> None:
-        """Write the track id of each committed row (the flow is this array's only writer)."""
-        if not rows:
+        """Write the track id of each committed row ("" frees a row; the flow is this array's only
+        writer). Only the chunks holding ``rows`` are read and rewritten, wherever in the store they lie."""
+        if not len(rows):
             return
         order = np.argsort(rows)
-        rows_sorted = np.asarray(rows)[order]
-        ids_sorted = np.asarray(track_ids, dtype=object)[order]
-        array = self.group[TRACK_ID]
-        # One read-modify-write of the covered span keeps this to a handful of chunk writes.
-        span = slice(int(rows_sorted[0]), int(rows_sorted[-1]) + 1)
-        values = np.asarray(array[span], dtype=object)
-        values[rows_sorted - span.start] = ids_sorted
-        array[span] = values
+        self.group[TRACK_ID].set_coordinate_selection(
+            np.asarray(rows, dtype=np.int64)[order], np.asarray(track_ids, dtype=object)[order]
+        )
 
 
 class FeatureWriter:
