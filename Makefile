@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.genreflow-installed
 
-.PHONY: setup demo test lint bench clean
+.PHONY: setup demo test reliability lint bench clean
 
 setup: $(STAMP)
 
@@ -21,6 +21,10 @@ demo: setup
 
 test: setup
 	$(BIN)/python -m pytest
+
+# The fault-injecting tests alone (also part of `make test`), ending with the reliability table.
+reliability: setup
+	$(BIN)/python -m pytest -m reliability
 
 lint: setup
 	$(BIN)/ruff check src tests

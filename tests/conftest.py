@@ -26,3 +26,12 @@ def write_audio(tmp_path: Path):
         return path
 
     return write
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    """The reliability table, when the session ran tests that inject faults (tests/reliability.py)."""
+    from tests.reliability import LEDGER, table
+
+    if LEDGER:
+        terminalreporter.write_sep("=", "reliability: faults injected, and what a reader found after them")
+        terminalreporter.write_line(table(LEDGER))

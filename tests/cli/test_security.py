@@ -21,6 +21,7 @@ import pytest
 import soundfile as sf
 
 from genreflow.pipeline.demo import make_demo_catalogue
+from tests import reliability
 from tests.conftest import tone
 from tests.services import HOME
 
@@ -75,6 +76,7 @@ def _prefect_records(since: datetime) -> str:
     return json.dumps(records, default=str)
 
 
+@pytest.mark.reliability
 def test_credentials_never_appear_in_output_store_or_prefect(tmp_path, s3_endpoint):
     import s3fs
     import zarr
@@ -115,6 +117,9 @@ def test_credentials_never_appear_in_output_store_or_prefect(tmp_path, s3_endpoi
     assert any("blues.00099.wav" in text for text in parts)  # compressed files were searched decoded
     assert "gtzan:blues.00000" in written["track_id array"]
     leaks = [name for name, text in written.items() if SECRET in text or KEY_ID in text]
+    reliability.record("credentials in the environment", input_kinds=len(written),
+                       runs_completed=sum(run.returncode == expected for run, expected in runs.values()),
+                       secrets_found=len(leaks))  # fmt: skip
     assert leaks == [], leaks
 
 

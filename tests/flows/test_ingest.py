@@ -15,6 +15,7 @@ from genreflow.pipeline.demo import make_demo_catalogue
 from genreflow.pipeline.extract import ExtractionSpec, compute_features
 from genreflow.pipeline.features import parse_feature_sets
 from genreflow.pipeline.store import StoreLayout, latest_rows, read_manifest, read_rows
+from tests import reliability
 from tests.conftest import tone
 
 pytestmark = pytest.mark.integration
@@ -189,6 +190,7 @@ def test_a_user_error_in_a_task_is_not_retried(tmp_path, settings):
     assert scan.run_count == 1 and scan.state.is_failed()  # no retry: its delays alone were 12 s
 
 
+@pytest.mark.reliability
 def test_a_backfill_killed_mid_run_goes_on_where_it_stopped(tmp_path, settings):
     """SIGKILL a real `genreflow backfill` between its batches; the same command finishes the work:
     every track once, nothing decoded twice, the values those of a clean run."""
@@ -225,6 +227,10 @@ def test_a_backfill_killed_mid_run_goes_on_where_it_stopped(tmp_path, settings):
 
     resumed = backfill(store)
     out, err = resumed.communicate(timeout=300)
+    found = reliability.check_store(str(store), [str(p) for p in source.rglob("*.wav")])
+    reliability.record("flow SIGKILLed mid-backfill", faults={"flow process SIGKILL": 1},
+                       runs_completed=int(resumed.returncode == 0), **found.as_counts())  # fmt: skip
+    assert found == reliability.StoreCheck(0, 0, 0)
     assert resumed.returncode == 0, err
     summary = json.loads(out)
     manifest = read_manifest(StoreLayout(str(store)))
@@ -262,6 +268,7 @@ def _worker_processes() -> list:
     return workers
 
 
+@pytest.mark.reliability
 def test_a_worker_killed_mid_ingest_costs_nothing(tmp_path, settings):
     """SIGKILL a real Dask worker while the shards run: the flow finishes, every track once, and the
     stored values are those of a clean run."""
@@ -288,6 +295,10 @@ def test_a_worker_killed_mid_ingest_costs_nothing(tmp_path, settings):
     victim.send_signal(signal.SIGKILL)
     assert run.is_alive(), "the run ended before a worker could be killed"
     run.join(timeout=300)
+    found = reliability.check_store(str(store), [str(p) for p in source.rglob("*.wav")])
+    reliability.record("Dask worker SIGKILLed mid-ingest", faults={"Dask worker SIGKILL": 1},
+                       runs_completed=int("summary" in outcome), **found.as_counts())  # fmt: skip
+    assert found == reliability.StoreCheck(0, 0, 0)
     summary = outcome["summary"]
     assert summary.counts == {"ok": 40} and summary.unprocessed == ()  # the lost shard ran again elsewhere
     assert not victim.is_running()  # really gone (its nanny started another)

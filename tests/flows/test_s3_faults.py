@@ -20,10 +20,11 @@ import soundfile as sf
 
 from genreflow.pipeline.store import StoreLayout, read_manifest, read_rows
 from genreflow.pipeline.store.doctor import check_store
+from tests import reliability
 from tests.conftest import tone
 from tests.faults import FaultProxy, Faults
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.reliability]
 TAGS = "musicnn-msd-tags"
 BUCKET = "fault-bucket"
 TRACKS = 6
@@ -72,6 +73,11 @@ def _stored(layout: StoreLayout) -> tuple[pd.DataFrame, np.ndarray]:
     )
 
 
+def _sources(fs) -> list[str]:
+    """The source's files that should end ``ok``."""
+    return [f"s3://{path}" for path in fs.find(f"{BUCKET}/source") if not path.endswith("broken.wav")]
+
+
 def _scores(fs, store: str) -> pd.DataFrame:
     table = pd.read_parquet(f"{store.removeprefix('s3://')}/scores/model={TAGS}", filesystem=fs)
     return table.drop(columns=["scored_at"]).set_index("uri").sort_index()
@@ -86,6 +92,10 @@ def test_retries_carry_ingest_and_scoring_through_a_flaky_s3(settings, s3_endpoi
         flaky = dataclasses.replace(settings, s3_endpoint_url=proxy.url)  # real workers, as a night has
         ingested = _ingest(flaky, f"s3://{BUCKET}/flaky")
         scored = _score(flaky, f"s3://{BUCKET}/flaky")
+    found = reliability.check_store(f"s3://{BUCKET}/flaky", _sources(s3), storage_options={"endpoint_url": s3_endpoint})
+    reliability.record("flaky S3 (ingest, score)", faults={f"S3 {kind}": n for kind, n in proxy.injected.items()},
+                       runs_completed=2, **found.as_counts())  # fmt: skip
+    assert found == reliability.StoreCheck(0, 0, 0)
     assert min(proxy.injected[kind] for kind in ("503", "500", "drop")) >= 3, proxy.injected  # it was a bad night
     assert ingested.counts == {"ok": TRACKS, "failed": 1} and not ingested.unprocessed
     assert scored.scored == TRACKS and not scored.failed
@@ -127,6 +137,10 @@ def test_an_s3_that_stays_down_fails_the_run_in_bounded_time_and_loses_nothing(s
     assert check_store(layout) == []
     again = subprocess.run(command, env=dict(os.environ, GENREFLOW_S3_ENDPOINT_URL=s3_endpoint),
                            capture_output=True, text=True, timeout=300)  # fmt: skip
+    found = reliability.check_store(store, _sources(s3), storage_options={"endpoint_url": s3_endpoint})
+    reliability.record("S3 down", faults={"S3 down (503)": proxy.injected["down"]},
+                       runs_completed=int(again.returncode == 0), **found.as_counts())  # fmt: skip
+    assert found == reliability.StoreCheck(0, 0, 0)
     assert again.returncode == 0, again.stderr
     manifest = _stored(layout)[0]
     assert manifest.loc[f"s3://{BUCKET}/source/arrived-tonight.wav", "status"] == "ok"

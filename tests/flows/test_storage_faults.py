@@ -17,9 +17,10 @@ import soundfile as sf
 
 from genreflow.pipeline.store import StoreLayout, read_manifest, read_rows
 from genreflow.pipeline.store.doctor import check_store
+from tests import reliability
 from tests.conftest import tone
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.reliability]
 GENREFLOW = str(Path(sys.executable).parent / "genreflow")
 TRACKS = 12  # 10-s clips: about 80 KiB of mel128 each, so a 500 KiB store fills up about half way
 
@@ -56,7 +57,9 @@ def _genreflow(*args: str) -> subprocess.CompletedProcess:
 
 
 def _ingest(source: Path, store: Path) -> subprocess.CompletedProcess:
-    return _genreflow("ingest", str(source), "--store", str(store), "--features", "mel128", "--dataset", "unlabelled")
+    # shards of two tracks: the first ones fit, a later one meets the full disk
+    return _genreflow("ingest", str(source), "--store", str(store), "--features", "mel128", "--dataset", "unlabelled",
+                      "--shard-size", "2")  # fmt: skip
 
 
 def _values(store: Path) -> dict[str, np.ndarray]:
@@ -64,6 +67,8 @@ def _values(store: Path) -> dict[str, np.ndarray]:
     manifest = read_manifest(layout)
     assert manifest["uri"].is_unique  # one row per file
     ok = manifest[manifest["status"] == "ok"].sort_values("uri")
+    if not len(ok):
+        return {}
     return dict(zip(ok["uri"], read_rows(layout, "mel128", list(ok["row"].astype(int))), strict=True))
 
 
@@ -87,6 +92,9 @@ def test_a_store_whose_disk_fills_up_stops_in_one_line_and_completes_once_there_
     clean_store = tmp_path / "clean"
     assert _ingest(source, clean_store).returncode == 0
     values, clean = _values(store), _values(clean_store)
+    found = reliability.check_store(str(store), [str(p) for p in source.iterdir()])
+    reliability.record("disk full mid-ingest", faults={"disk full (ENOSPC)": 1}, runs_completed=1, **found.as_counts())
+    assert found == reliability.StoreCheck(0, 0, 0)
     assert sorted(values) == sorted(clean) and len(values) == TRACKS
     for uri, expected in clean.items():
         np.testing.assert_array_equal(values[uri], expected)
@@ -109,6 +117,9 @@ def test_a_read_only_store_is_refused_before_any_work_and_still_reads(small_disk
         assert refused.stderr.strip() == expected, command
         assert time.monotonic() - started < 15  # before the Prefect server or any worker
     assert len(_values(store)) == TRACKS
+    found = reliability.check_store(str(store), [str(p) for p in source.iterdir()])
+    reliability.record("read-only store", faults={"read-only store": 2}, runs_completed=2, **found.as_counts())
+    assert found == reliability.StoreCheck(0, 0, 0)
     listed = _genreflow("models", "list", "--store", str(store))
     assert listed.returncode == 0, listed.stderr
     assert _genreflow("doctor", "--store", str(store)).stdout.strip() == f"{store}: no findings"

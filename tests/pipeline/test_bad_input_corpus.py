@@ -22,6 +22,7 @@ import tests.services  # noqa: F401  the Prefect API server, started before anyt
 from genreflow.pipeline import extract
 from genreflow.pipeline.audio import ClipWindow, decode_clip
 from genreflow.pipeline.store import StoreLayout, latest_rows, read_manifest
+from tests import reliability
 from tests.corpus import EITHER, FAILED, IGNORED, KINDS, OK, SKIPPED, WINDOW_S, Kind, after_listing, write_corpus
 
 STATIC = tuple(kind for kind in KINDS if kind.race is None)
@@ -75,6 +76,7 @@ def _check(kind: Kind, row: dict | None) -> str | None:
 
 
 @pytest.mark.integration
+@pytest.mark.reliability
 def test_every_kind_gets_the_outcome_a_person_expects(tmp_path, monkeypatch):
     corpus = tmp_path / "corpus"
     write_corpus(corpus, STATIC)
@@ -112,11 +114,18 @@ def test_every_kind_gets_the_outcome_a_person_expects(tmp_path, monkeypatch):
     assert (six["channels"], six["sample_rate"]) == (6, 22050)
 
     again = _ingest(corpus, store, shard_size=12)
+    expected_ok = [str(corpus / kind.path) for kind in STATIC if kind.status == OK]
+    found = reliability.check_store(str(store), expected_ok)
+    reliability.record("bad input corpus", input_kinds=len(STATIC), runs_completed=2,
+                       faults={"bad or odd input file": sum(k.status != OK for k in STATIC)},
+                       **found.as_counts())  # fmt: skip
+    assert found == reliability.StoreCheck(0, 0, 0)
     assert (again.listed, again.selected, again.counts) == (summary.listed, 0, {})
     assert len(read_manifest(StoreLayout(str(store)))) == summary.listed  # nothing was written twice
 
 
 @pytest.mark.integration
+@pytest.mark.reliability
 def test_files_that_change_between_listing_and_decoding(tmp_path, monkeypatch):
     from genreflow.flows import ingest as flow_module
 
@@ -155,6 +164,11 @@ def test_files_that_change_between_listing_and_decoding(tmp_path, monkeypatch):
     }
     assert len(rows) == second.listed + second.counts["removed"]  # listed + removed = every file ever seen
     assert _ingest(source, store, dataset="folder").selected == 0
+    ok_now = [uri for uri, row in rows.items() if not uri.endswith("vanishes.wav")]
+    found = reliability.check_store(str(store), ok_now)
+    reliability.record("files changed after listing", input_kinds=len(RACES), runs_completed=3,
+                       faults={"file changed after listing": len(RACES)}, **found.as_counts())  # fmt: skip
+    assert found == reliability.StoreCheck(0, 0, 0)
 
 
 @pytest.mark.parametrize("name", ["20-minute wav", "60-minute mp3"])
