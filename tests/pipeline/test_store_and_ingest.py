@@ -34,6 +34,7 @@ from genreflow.pipeline.store import (
     write_manifest_part,
 )
 from genreflow.pipeline.store.features import open_features
+from genreflow.pipeline.store.manifest import MANIFEST_SCHEMA
 from tests.conftest import tone
 
 WINDOW = ClipWindow(seconds=4.0)
@@ -245,6 +246,29 @@ def test_the_same_audio_under_two_labels_is_a_label_conflict_and_a_real_file_bea
     assert "label conflict: /lib/jazz/y.wav is labelled jazz, but its audio is that of" in describe_ingest(
         tally.summary(**SUMMARY_FACTS)
     )
+
+
+def test_a_real_file_takes_its_track_over_from_a_link_committed_in_an_earlier_run(tmp_path):
+    (tmp_path / "real").mkdir()
+    (tmp_path / "links").mkdir()
+    (tmp_path / "real/x.wav").write_bytes(b"audio")
+    os.symlink(tmp_path / "real/x.wav", tmp_path / "links/x.wav")
+    base = {name: None for name in MANIFEST_SCHEMA.names} | {"status": "ok", "track_id": "sha256:aa", "label": "pop"}
+    first = mark_duplicates([{**base, "uri": str(tmp_path / "links/x.wav"), "row": 0, "run_id": "r1"}], pd.DataFrame())
+    manifest = pd.DataFrame(first)  # `ingest links/`, then later `ingest real/`
+    second = mark_duplicates([{**base, "uri": str(tmp_path / "real/x.wav"), "row": 1, "run_id": "r2",
+                               "label": "jazz"}], manifest)  # fmt: skip
+    by_uri = {row["uri"].rsplit("/", 2)[-2]: row for row in second}
+    assert (by_uri["real"]["status"], by_uri["real"]["row"]) == ("ok", 1)
+    link = by_uri["links"]
+    assert (link["status"], link["row"], link["run_id"]) == ("skipped", None, "r2")
+    assert link["error"] == f"duplicate of {tmp_path / 'real/x.wav'}"
+    assert link["label_conflict"] == LabelConflict(
+        str(tmp_path / "links/x.wav"), "pop", str(tmp_path / "real/x.wav"), "jazz"
+    )
+    again = mark_duplicates([{**base, "uri": str(tmp_path / "links/x.wav"), "row": 2, "run_id": "r3"}],
+                            pd.concat([manifest, pd.DataFrame(second)]))  # fmt: skip
+    assert again[0]["status"] == "skipped"  # the link, read again, stays a duplicate of the real file
 
 
 SUMMARY_FACTS = {"run_id": "r1", "source": "/lib", "store": "/s", "dataset": "folder", "listed": 3, "selected": 3,

@@ -13,7 +13,7 @@ import dataclasses
 import json
 import os
 import secrets
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -293,11 +293,14 @@ def mark_duplicates(rows: Sequence[dict[str, Any]], manifest: pd.DataFrame) -> l
     ``removed`` rows free their id first (the caller puts them first), and a file re-ingested with new
     content frees its old id: a file renamed in its source keeps its track under the new name, and
     the copy of an edited or deleted original takes its track over, instead of being skipped as a
-    duplicate of content no file holds any more. Of a symbolic link and its target arriving together,
-    the real file keeps the track. A duplicate labelled otherwise than the file that keeps the track
-    carries a :class:`LabelConflict` as ``label_conflict`` (not stored: the run reports it).
+    duplicate of content no file holds any more. Of a symbolic link and its target, the real file
+    keeps the track, whether they arrive together or the link was committed in an earlier run (its
+    row then becomes ``skipped`` in this commit, and its feature row is freed). A duplicate labelled
+    otherwise than the file that keeps the track carries a :class:`LabelConflict` as ``label_conflict``
+    (not stored: the run reports it).
     """
     live: dict[str, tuple[str, str | None]] = {}  # track id -> the URI holding it, and its label
+    current = pd.DataFrame(columns=manifest.columns)
     if len(manifest):
         current = latest_rows(manifest, by="uri")
         current = current[current["status"] == "ok"]
@@ -311,14 +314,25 @@ def mark_duplicates(rows: Sequence[dict[str, Any]], manifest: pd.DataFrame) -> l
         if row["status"] == "removed" and live.get(row["track_id"], ("",))[0] == row["uri"]:
             del live[row["track_id"]]
         owner = live.get(row["track_id"]) if row["status"] == "ok" else None
+        if owner is not None and owner[0] not in arriving and _is_link(owner[0]) and not _is_link(row["uri"]):
+            link = current.loc[current["uri"] == owner[0]].iloc[0]
+            stored = {name: None if pd.isna(value) else value for name, value in link.items() if name in row}
+            out.append(_duplicate(stored | {"run_id": row["run_id"], "ingested_at": row["ingested_at"]}, row))
+            owner = None  # the real file takes the track over from a link committed earlier
         if owner is not None and owner[0] != row["uri"]:
-            row.update(status="skipped", error=f"duplicate of {owner[0]}", row=None)
-            if owner[1] is not None and row["label"] is not None and owner[1] != row["label"]:
-                row["label_conflict"] = LabelConflict(row["uri"], row["label"], owner[0], owner[1])
+            row = _duplicate(row, {"uri": owner[0], "label": owner[1]})
         elif row["status"] == "ok":
             live[row["track_id"]] = (row["uri"], row["label"])
         out.append(row)
     return out
+
+
+def _duplicate(row: dict[str, Any], keeper: Mapping[str, Any]) -> dict[str, Any]:
+    """``row`` skipped as a duplicate of ``keeper``'s audio, with a label conflict if their labels differ."""
+    row = {**row, "status": "skipped", "error": f"duplicate of {keeper['uri']}", "row": None}
+    if keeper["label"] is not None and row.get("label") is not None and keeper["label"] != row["label"]:
+        row["label_conflict"] = LabelConflict(row["uri"], row["label"], keeper["uri"], keeper["label"])
+    return row
 
 
 def _is_link(uri: str) -> bool:
