@@ -191,9 +191,18 @@ def test_a_user_error_in_a_task_is_not_retried(tmp_path, settings):
 
 
 @pytest.mark.reliability
-def test_a_backfill_killed_mid_run_goes_on_where_it_stopped(tmp_path, settings):
-    """SIGKILL a real `genreflow backfill` between its batches; the same command finishes the work:
-    every track once, nothing decoded twice, the values those of a clean run."""
+@pytest.mark.parametrize(
+    ("command", "killed_at"),
+    [
+        (("backfill", "--batch-tracks", "3"), "two batches committed"),
+        (("ingest", "--shard-size", "2"), "two shards done"),
+    ],
+    ids=["backfill", "ingest"],
+)
+def test_a_run_killed_mid_way_goes_on_where_it_stopped(tmp_path, settings, command, killed_at):
+    """SIGKILL a real `genreflow backfill` between its batches, or a real `genreflow ingest` between its
+    shards (finished shards only have their receipts); the same command finishes the work: every
+    track once, nothing decoded twice, the values those of a clean run."""
     import signal
     import subprocess
     import sys
@@ -209,26 +218,30 @@ def test_a_backfill_killed_mid_run_goes_on_where_it_stopped(tmp_path, settings):
     env = {**os.environ, "GENREFLOW_HOME": str(settings.home)}
 
     def backfill(store, *extra) -> subprocess.Popen:
-        argv = [sys.executable, "-m", "genreflow.cli", "backfill", str(source), "--store", str(store),
-                "--features", "mel128", "--batch-tracks", "3", "--json", *extra]  # fmt: skip
+        argv = [sys.executable, "-m", "genreflow.cli", command[0], str(source), "--store", str(store),
+                "--features", "mel128", *command[1:], "--json", *extra]  # fmt: skip
         return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
 
     store = tmp_path / "store"
     killed = backfill(store)
-    parts = store / "manifest"
+    progress = store / ("manifest/part-*.parquet" if command[0] == "backfill" else "runs/*/shard-*.parquet")
     deadline = time.monotonic() + 120
-    while len(list(parts.glob("part-*.parquet"))) < 2 and killed.poll() is None and time.monotonic() < deadline:
+    while len(list(store.glob(str(progress.relative_to(store))))) < 2 and killed.poll() is None:
+        assert time.monotonic() < deadline, "no progress to kill in"
         time.sleep(0.01)
     killed.send_signal(signal.SIGKILL)
     killed.wait()
     assert killed.returncode == -signal.SIGKILL, killed.stderr.read()  # killed mid-run, not finished
     committed = read_manifest(StoreLayout(str(store)))
-    assert 2 * 3 <= len(committed) < 24
+    if command[0] == "backfill":
+        assert 2 * 3 <= len(committed) < 24
+    else:  # nothing committed yet: the finished shards' receipts are all there is
+        assert len(committed) == 0 and 2 <= len(list(store.glob("runs/*/shard-*.parquet"))) < 12
 
     resumed = backfill(store)
     out, err = resumed.communicate(timeout=300)
     found = reliability.check_store(str(store), [str(p) for p in source.rglob("*.wav")])
-    reliability.record("flow SIGKILLed mid-backfill", faults={"flow process SIGKILL": 1},
+    reliability.record(f"flow SIGKILLed mid-{command[0]}", faults={"flow process SIGKILL": 1},
                        runs_completed=int(resumed.returncode == 0), **found.as_counts())  # fmt: skip
     assert found == reliability.StoreCheck(0, 0, 0)
     assert resumed.returncode == 0, err
@@ -239,12 +252,13 @@ def test_a_backfill_killed_mid_run_goes_on_where_it_stopped(tmp_path, settings):
     recovered = manifest["run_id"].isin(summary["recovered_runs"]).sum()
     assert summary["selected"] == 24 - len(committed) - recovered
     assert summary["counts"] == {"ok": 24 - len(committed)}  # its own and the recovered rows
+    assert bool(summary["recovered_runs"]) == (command[0] == "ingest")  # the killed ingest's shards, committed
     ids = open_features(StoreLayout(str(store)))["track_id"][:]
     assert sorted(ids[manifest["row"].astype(int)]) == sorted(manifest["track_id"])
     assert sum(1 for value in ids if value) == 24  # no row holds a track twice; unused rows hold none
 
     clean_store = tmp_path / "clean"
-    clean = backfill(clean_store, "--batch-tracks", "24")
+    clean = backfill(clean_store)
     assert clean.wait(timeout=300) == 0, clean.stderr.read()
     expected = read_manifest(StoreLayout(str(clean_store))).set_index("track_id")["row"]
     rows = manifest.set_index("track_id")["row"].loc[expected.index]

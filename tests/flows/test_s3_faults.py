@@ -89,7 +89,7 @@ def test_retries_carry_ingest_and_scoring_through_a_flaky_s3(settings, s3_endpoi
     _score(clean, f"s3://{BUCKET}/clean")
 
     with FaultProxy(s3_endpoint, Faults(error_every=5, drop_every=7, latency_s=0.01)) as proxy:
-        flaky = dataclasses.replace(settings, s3_endpoint_url=proxy.url)  # real workers, as a night has
+        flaky = dataclasses.replace(settings, s3_endpoint_url=proxy.url, workers=1)  # a real worker process
         ingested = _ingest(flaky, f"s3://{BUCKET}/flaky")
         scored = _score(flaky, f"s3://{BUCKET}/flaky")
     found = reliability.check_store(f"s3://{BUCKET}/flaky", _sources(s3), storage_options={"endpoint_url": s3_endpoint})
