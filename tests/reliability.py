@@ -74,6 +74,16 @@ def check_store(
     return StoreCheck(len(set(expected_ok) - ok), duplicates, unreadable_parquet(store, storage_options))
 
 
+def check_scores(out: str, expected_tracks: Iterable[str]) -> StoreCheck:
+    """:class:`StoreCheck` for a scores folder: tracks of ``expected_tracks`` without a row, rows
+    beyond one per track, and Parquet files that do not read whole."""
+    import pandas as pd
+
+    tracks = pd.read_parquet(out)["track_id"]
+    lost = len(set(expected_tracks) - set(tracks))
+    return StoreCheck(lost, len(tracks) - tracks.nunique(), unreadable_parquet(out))
+
+
 def unreadable_parquet(root: str, storage_options: Mapping[str, Any] | None = None) -> int:
     """Parquet files under ``root`` that a reader would open (not hidden temporaries) and that do
     not read whole."""

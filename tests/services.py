@@ -18,13 +18,22 @@ import pytest
 from genreflow.infra.logs import configure_environment
 from genreflow.infra.prefect_api import ensure_prefect_api, stop_local_server
 
-HOME = Path(tempfile.mkdtemp(prefix="genreflow-test-home-"))
-os.environ.pop("PREFECT_API_URL", None)
-os.environ["GENREFLOW_HOME"] = str(HOME)
-os.environ.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_DEFAULT_REGION="us-east-1")
-configure_environment()
-PREFECT_API_URL = ensure_prefect_api(HOME)
-atexit.register(lambda: (stop_local_server(HOME), shutil.rmtree(HOME, ignore_errors=True)))
+_SESSION = "GENREFLOW_TEST_SESSION_HOME"  # set by the test session for the processes it starts
+if os.environ.get(_SESSION):
+    # A process the session started (a worker that unpickled a test's function, a subprocess): it
+    # uses the session's server. Starting its own would leak it, since such processes often end
+    # without running atexit handlers (multiprocessing children, SIGKILLed ones).
+    HOME = Path(os.environ[_SESSION])
+    PREFECT_API_URL = os.environ["PREFECT_API_URL"]
+else:
+    HOME = Path(tempfile.mkdtemp(prefix="genreflow-test-home-"))
+    os.environ.pop("PREFECT_API_URL", None)
+    os.environ["GENREFLOW_HOME"] = str(HOME)
+    os.environ.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_DEFAULT_REGION="us-east-1")
+    configure_environment()
+    PREFECT_API_URL = ensure_prefect_api(HOME)
+    os.environ[_SESSION] = str(HOME)
+    atexit.register(lambda: (stop_local_server(HOME), shutil.rmtree(HOME, ignore_errors=True)))
 
 
 @pytest.fixture(scope="session")

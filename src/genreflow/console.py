@@ -65,9 +65,17 @@ def describe_training(result: TrainResult) -> str:
             f"  test: accuracy {metrics['accuracy']:.3f}, top-3 {metrics['top3_accuracy']:.3f}, "
             f"macro-F1 {metrics['macro_f1']:.3f} on {metrics['n_tracks']} tracks",
             f"  report: {result.path}/report/index.html",
+            *_resumed_lines(result.card.get("fit", {}).get("epochs_run", {})),
             *_selection_lines(result.card.get("selection", {})),
         ]
     )
+
+
+def _resumed_lines(runs: dict[str, Any]) -> list[str]:
+    """A run that resumed an interrupted one: per phase, the epochs it found done and those it trained."""
+    resumed = [f"{name} after epoch {r['resumed_from_epoch']} of {r['epochs']} ({len(r['this_run'])} trained now)"
+               for name, r in runs.items() if r["resumed_from_epoch"]]  # fmt: skip
+    return [f"  resumed an interrupted run: {', '.join(resumed)}"] if resumed else []
 
 
 def _selection_lines(selection: dict[str, Any]) -> list[str]:

@@ -82,10 +82,23 @@ def as_they_finish(futures: Sequence[Any], items: Sequence[Item], *, bar: tqdm) 
     """Each mapped item with its task's outcome, in completion order, counting its tracks on ``bar``.
 
     The outcome is the task's return value, or the exception of a task that failed after its
-    retries: the caller decides what that costs, and the other items go on.
+    retries: the caller decides what that costs, and the other items go on. Each Dask future is
+    released once its outcome is read (:func:`_release`).
     """
     item_of = {id(future): item for future, item in zip(futures, items, strict=True)}
     for future in as_completed(futures):
         item = item_of[id(future)]
-        yield item, future.result(raise_on_failure=False)
+        outcome = future.result(raise_on_failure=False)
+        _release(future)
+        yield item, outcome
         bar.update(len(item.tracks))
+
+
+def _release(future: Any) -> None:
+    """Let Dask forget a task's result once the flow holds it: a result still held for the flow is
+    computed again when the worker keeping it dies (a finished shard or chunk run twice, delaying
+    those still to run, and its task run left "Running" when the flow ends first: seen with a worker
+    SIGKILLed mid-scoring). A thread runner's futures have nothing to release."""
+    release = getattr(getattr(future, "wrapped_future", None), "release", None)
+    if callable(release):
+        release()

@@ -3,8 +3,10 @@ probes (:mod:`.probe`: the one of lowest cross-validated log loss among the cand
 
 Gradient training runs epochs that cover every training patch, stops early on validation loss, and
 starts a pretrained backbone's softmax head from its linear probe's solution, so fine-tuning can only
-refine it. A run keeps its state under ``workdir``: Keras' ``BackupAndRestore`` per phase, plus a marker
-once a phase finished, so a run killed mid-epoch resumes from its last epoch when started again.
+refine it. A run keeps its state under ``workdir``: after each epoch, the phase's weights, optimizer,
+history and early-stopping state (:class:`~.resume.Backup`), plus a marker once a phase finished, so a run killed
+mid-epoch resumes from its last finished epoch when started again; the card's ``fit.epochs_run`` says,
+per phase, the epoch it resumed from and the epochs the run itself trained.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from .augment import Augment, patches_per_track, training_batches
 from .config import HEADS, TrainConfig
 from .data import LabelledTracks
 from .probe import ProbeFeatures, fit_linear_probes
+from .resume import Backup, PhaseState, checkpoint, replace_file, write_json
 
 
 @dataclass
@@ -102,7 +105,7 @@ def _fit_gradient(
 
     A pretrained musicnn-family backbone with a ``softmax`` head starts from the linear probe's
     solution on the same frozen features of the training tracks (:func:`_head_from_probe`), and
-    every phase counts its starting weights as epoch 0 (:func:`_keep_best`): fine-tuning replaces
+    every phase counts its starting weights as epoch 0 (:func:`~.resume.checkpoint`): fine-tuning replaces
     the probe only where validation loss improves. The refit starts the same way, its probe fitted
     on train + valid as the linear model's is: where no epoch was kept, it is that linear model.
     """
@@ -117,11 +120,12 @@ def _fit_gradient(
         phases.append(_Phase("fine-tune", config.fine_tune_epochs, config.learning_rate * config.fine_tune_lr_factor,
                              open_top=config.fine_tune_layers))  # fmt: skip
     history: dict[str, list[float]] = {}
+    runs: dict[str, dict[str, Any]] = {}
     kept = _run_phases(model, reader, train, valid, labels, config, workdir, phases, history,
-                       keep_start=probe is not None)  # fmt: skip
+                       keep_start=probe is not None, runs=runs)  # fmt: skip
     details: dict[str, Any] = {
         "phases": [p.name for p in phases], "weights": weights, "head": config.head, "head_init": head_init,
-        "augment": config.augment.spec(), "early_stopping": kept,
+        "augment": config.augment.spec(), "early_stopping": kept, "epochs_run": runs, "history": history,
         "patches_per_epoch": int(patches_per_track(train, reader.patch_seconds).sum()),
         "steps_per_epoch": _steps(train, reader, config),
     }  # fmt: skip
@@ -132,7 +136,7 @@ def _fit_gradient(
             details["refit_head_init"] = _head_from_probe(model, probe, reader, data, config)
         again = [dataclasses.replace(p, name=f"refit-{p.name}", epochs=kept[p.name]["epochs"]) for p in phases
                  if kept[p.name]["epochs"]]  # fmt: skip
-        _run_phases(model, reader, both, None, labels, config, workdir, again, history, keep_start=False)
+        _run_phases(model, reader, both, None, labels, config, workdir, again, history, keep_start=False, runs=runs)
         details["refit"] = {"tracks": len(both), "epochs": {p.name: p.epochs for p in again}}
     return history, details
 
@@ -166,13 +170,21 @@ def _run_phases(
     history: dict[str, list[float]],
     *,
     keep_start: bool,
+    runs: dict[str, dict[str, Any]] | None = None,
 ) -> dict[str, dict[str, float]]:
     """Run ``phases`` in order (each resumable under ``workdir``), adding to ``history``; returns, per
     phase, the epochs it kept (0: its starting weights stayed best) and its validation loss at the
     start and at the end. The first phase's start competes only when ``keep_start`` (a solution, not
-    a random head); a later phase always starts from the one before. Without ``valid`` every epoch runs."""
+    a random head); a later phase always starts from the one before. Without ``valid`` every epoch runs.
+
+    Each phase saves its state after every epoch (:class:`~.resume.Backup`): a run killed mid-epoch resumes
+    from its last finished epoch, with its weights, optimizer, history and early stopping's best so
+    far, and a finished phase is not trained again. ``runs`` gets, per phase, the epochs it has in
+    all, the epoch it resumed from (0: a fresh start) and the epochs this call trained.
+    """
     import keras
 
+    runs = {} if runs is None else runs
     augment = Augment(config.augment, np.random.default_rng(config.seed))
     stream = training_batches(reader, train, train["label"].map(labels).to_numpy(), augment,
                               batch_size=config.batch_size)  # fmt: skip
@@ -191,63 +203,54 @@ def _run_phases(
             model.load_weights(done)
             history.update(json.loads((workdir / f"{phase.name}.history.json").read_text()))
             kept[phase.name] = json.loads((workdir / f"{phase.name}.kept.json").read_text())
+            finished = json.loads((workdir / f"{phase.name}.epochs.json").read_text())
+            runs[phase.name] = {**finished, "resumed_from_epoch": finished["epochs"], "this_run": []}
             continue
         model.compile(
             optimizer=keras.optimizers.Adam(phase.learning_rate),
             loss="sparse_categorical_crossentropy",
             metrics=["accuracy"],
         )
-        callbacks = [keras.callbacks.BackupAndRestore(str(workdir / f"{phase.name}-backup"))]
-        if validation is not None:
-            start_loss = float(model.evaluate(*validation, batch_size=config.batch_size, verbose=0)[0])
-            competes = keep_start or index > 0
-            callbacks.append(_keep_best(model.get_weights(), start_loss if competes else np.inf, config.patience))
-        fitted = model.fit(
-            stream,
-            steps_per_epoch=_steps(train, reader, config),
-            epochs=phase.epochs,
-            validation_data=validation,
-            validation_batch_size=config.batch_size,
-            shuffle=False,  # the stream is already a fresh random draw of tracks and patches
-            callbacks=callbacks,
-            verbose=0,
-        )
-        if validation is None:
-            kept[phase.name] = {"epochs": len(fitted.epoch)}
+        backup = Backup(workdir / f"{phase.name}-backup")
+        restored = backup.restore(model)
+        if restored is None:
+            state, best = PhaseState(), None
+            if validation is not None:
+                state.start_loss = float(model.evaluate(*validation, batch_size=config.batch_size, verbose=0)[0])
+                state.best_loss = state.start_loss if keep_start or index > 0 else np.inf
+                best = model.get_weights()
         else:
-            best = callbacks[-1]
-            kept[phase.name] = {"epochs": best.best_epoch, "start_val_loss": start_loss, "val_loss": best.best_loss}
-        phase_history = {f"{phase.name}/{k}": [float(v) for v in values] for k, values in fitted.history.items()}
-        model.save_weights(done)
-        (workdir / f"{phase.name}.history.json").write_text(json.dumps(phase_history))
-        (workdir / f"{phase.name}.kept.json").write_text(json.dumps(kept[phase.name]))
+            state, best = restored
+        resumed_from = state.epoch
+        recorder = checkpoint(backup, state, best, patience=config.patience)
+        if not (state.stopped or state.epoch >= phase.epochs):
+            model.fit(
+                stream,
+                steps_per_epoch=_steps(train, reader, config),
+                initial_epoch=state.epoch,
+                epochs=phase.epochs,
+                validation_data=validation,
+                validation_batch_size=config.batch_size,
+                shuffle=False,  # the stream is already a fresh random draw of tracks and patches
+                callbacks=[recorder],
+                verbose=0,
+            )
+        if validation is None:
+            kept[phase.name] = {"epochs": state.epoch}
+        else:
+            model.set_weights(recorder.best)
+            kept[phase.name] = {"epochs": state.best_epoch, "start_val_loss": state.start_loss,
+                                "val_loss": state.best_loss}  # fmt: skip
+        finished = {"epochs": state.epoch, "stopped_early": state.stopped}
+        runs[phase.name] = {**finished, "resumed_from_epoch": resumed_from,
+                            "this_run": list(range(resumed_from + 1, state.epoch + 1))}  # fmt: skip
+        phase_history = {f"{phase.name}/{k}": values for k, values in state.history.items()}
+        write_json(workdir / f"{phase.name}.history.json", phase_history)
+        write_json(workdir / f"{phase.name}.kept.json", kept[phase.name])
+        write_json(workdir / f"{phase.name}.epochs.json", finished)
+        partial = workdir / f"{phase.name}.done-partial.weights.h5"
+        model.save_weights(partial)
+        replace_file(partial, done)  # the marker last, whole: the files it stands for are already there
+        backup.clear()
         history.update(phase_history)
     return kept
-
-
-def _keep_best(start_weights: list[np.ndarray], start_loss: float, patience: int) -> Any:
-    """Early stopping on validation loss that counts the phase's starting weights as epoch 0 (with
-    ``start_loss``; infinite: any epoch beats them): the phase ends with the best weights seen.
-
-    (Keras' ``EarlyStopping`` only compares epochs it ran, so a phase could end worse than it began.)
-    """
-    import keras
-
-    class KeepBest(keras.callbacks.Callback):
-        def on_train_begin(self, logs: dict[str, float] | None = None) -> None:
-            self.best_loss, self.best_weights, self.best_epoch, self.waited = start_loss, start_weights, 0, 0
-
-        def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
-            loss = float((logs or {})["val_loss"])
-            if loss < self.best_loss:
-                self.best_loss, self.best_weights, self.best_epoch, self.waited = (
-                    loss, self.model.get_weights(), epoch + 1, 0)  # fmt: skip
-                return
-            self.waited += 1
-            if self.waited >= patience:
-                self.model.stop_training = True
-
-        def on_train_end(self, logs: dict[str, float] | None = None) -> None:
-            self.model.set_weights(self.best_weights)
-
-    return KeepBest()
