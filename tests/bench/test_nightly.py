@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import re
+
 import pytest
 
 pytestmark = pytest.mark.integration
@@ -17,6 +20,8 @@ def test_bench_nightly_times_each_night_and_the_planning(tmp_path, settings):
     assert "empty night" in lines[2] and "(ingested 0, scored 0;" in lines[2]
     assert "2 new" in lines[3] and "(ingested 2, scored 2;" in lines[3]  # the arrivals really were new files
     assert "backfill on 1 worker(s)" in lines[4] and "(5 tracks in 3 batches" in lines[4]  # 3 + 2, by 2
+    busy = float(re.search(r"; ([0-9.]+) of (\d+) cores busy\)", lines[4])[1])
+    assert 0 < busy <= os.cpu_count() + 0.05  # measured on the machine, whatever else it ran
     assert "planning a 5,000-track catalogue" in lines[5] and "MiB" in lines[5]
 
 

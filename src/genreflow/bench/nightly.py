@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 from pathlib import Path
+from typing import Any
 
 from genreflow.bench.clips import make_clips, synthetic_catalogue
 from genreflow.infra.settings import Settings
@@ -72,23 +73,36 @@ def backfill_rates(
     """One line per worker count: a backfill of the ``tracks`` of ``source`` into a new store (decode
     and features of every track, in :data:`BACKFILL_BATCHES` batches on real worker processes), in
     tracks per second, and its ratio to the first count's."""
+    import psutil
+
     from genreflow.flows.runtime import run_ingest
 
     lines, rates = [], []
     for count in workers:
         runner = dataclasses.replace(settings, workers=count, in_process_tracks=0)  # real worker processes
         store = str(workdir / f"backfill-{count}-workers")
-        started = time.perf_counter()
+        started, cpu_before = time.perf_counter(), psutil.cpu_times()
         summary = run_ingest(runner, source=str(source), store=store, backfill=True,
                              batch_tracks=-(-tracks // BACKFILL_BATCHES), show_progress=False)  # fmt: skip
         wall_s = time.perf_counter() - started
+        busy = _busy_cores(cpu_before, psutil.cpu_times(), wall_s)
         rates.append(summary.selected / wall_s)
         ratio = f", {rates[-1] / rates[0]:.2f}x {workers[0]} (target {BACKFILL_SCALING}x)" if len(rates) > 1 else ""
         lines.append(
             f"  backfill on {count} worker(s)           {wall_s:7.1f} s  ({summary.selected} tracks in "
-            f"{summary.batches} batches, {rates[-1]:.1f} tracks/s{ratio})"
+            f"{summary.batches} batches, {rates[-1]:.1f} tracks/s{ratio}; {busy:.2f} of "
+            f"{psutil.cpu_count()} cores busy)"
         )
     return lines
+
+
+def _busy_cores(before: Any, after: Any, wall_s: float) -> float:
+    """How many cores the machine kept busy over ``wall_s`` (all processes: the flow, its workers, the
+    Prefect server): what says whether one worker already uses every core, so that a second cannot
+    add throughput."""
+    idle = (after.idle - before.idle) + (getattr(after, "iowait", 0.0) - getattr(before, "iowait", 0.0))
+    total = sum(after) - sum(before)
+    return (total - idle) / wall_s if wall_s > 0 else 0.0
 
 
 def planning_cost(n_tracks: int, store: Path) -> tuple[float, float]:
