@@ -17,6 +17,7 @@ from genreflow.pipeline.features import parse_feature_sets
 from genreflow.pipeline.store import StoreLayout, latest_rows, read_manifest, read_rows
 from tests import reliability
 from tests.conftest import tone
+from tests.processes import worker_processes
 
 pytestmark = pytest.mark.integration
 FEATURES = ["mel128", "musicnn96", "wavelet"]
@@ -268,20 +269,6 @@ def test_a_run_killed_mid_way_goes_on_where_it_stopped(tmp_path, settings, comma
     )
 
 
-def _worker_processes() -> list:
-    """This test process's Dask worker processes (forked from the fork server, or spawned)."""
-    import psutil
-
-    me = psutil.Process()
-    workers = []
-    for process in me.children(recursive=True):
-        command = " ".join(process.cmdline())
-        forkserver = "forkserver import main" in command and process.ppid() == me.pid
-        if "multiprocessing" in command and "resource_tracker" not in command and not forkserver:
-            workers.append(process)
-    return workers
-
-
 @pytest.mark.reliability
 def test_a_worker_killed_mid_ingest_costs_nothing(tmp_path, settings):
     """SIGKILL a real Dask worker while the shards run: the flow finishes, every track once, and the
@@ -305,7 +292,7 @@ def test_a_worker_killed_mid_ingest_costs_nothing(tmp_path, settings):
     deadline = time.monotonic() + 120
     while not list(store.glob("runs/*/shard-*.parquet")) and run.is_alive() and time.monotonic() < deadline:
         time.sleep(0.005)
-    [victim, *_] = _worker_processes()
+    [victim, *_] = worker_processes()
     victim.send_signal(signal.SIGKILL)
     assert run.is_alive(), "the run ended before a worker could be killed"
     run.join(timeout=300)

@@ -28,7 +28,7 @@ from genreflow.pipeline.store.lease import read_lease
 from genreflow.pipeline.store.scores import SHARD_ROWS, shard_of
 from tests import reliability
 from tests.conftest import tone
-from tests.flows.test_ingest import _worker_processes
+from tests.processes import worker_processes
 
 pytestmark = [pytest.mark.integration, pytest.mark.reliability]
 TAGS = "musicnn-msd-tags"
@@ -108,14 +108,14 @@ def test_a_worker_killed_mid_scoring_costs_nothing(scored_store, tmp_path, setti
     """SIGKILL a real Dask worker once the first score file is written and others are still to come:
     the flow finishes, every track has one row, and the rows are those of a clean run."""
     out = tmp_path / "scores"
-    earlier = {p.pid for p in _worker_processes()}  # a finished run's workers, if any are still going
+    earlier = {p.pid for p in worker_processes()}  # a finished run's workers, if any are still going
     outcome: dict = {}
     run = threading.Thread(target=lambda: outcome.update(summary=_score(settings, scored_store.store, out=str(out))))
     run.start()
     deadline = time.monotonic() + 120
     while not _parts(out) and run.is_alive() and time.monotonic() < deadline:
         time.sleep(0.005)
-    workers = [p for p in _worker_processes() if p.pid not in earlier]
+    workers = [p for p in worker_processes() if p.pid not in earlier]
     assert len(workers) == settings.workers and all(p.is_running() for p in workers)
     [victim, *_] = workers
     victim.send_signal(signal.SIGKILL)

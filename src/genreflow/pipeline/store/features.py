@@ -152,9 +152,8 @@ class FeatureStore:
         writer). Only the chunks holding ``rows`` are read and rewritten, wherever in the store they lie."""
         if not len(rows):
             return
-        order = np.argsort(rows)
         self.group[TRACK_ID].set_coordinate_selection(
-            np.asarray(rows, dtype=np.int64)[order], np.asarray(track_ids, dtype=object)[order]
+            np.asarray(rows, dtype=np.int64), np.asarray(track_ids, dtype=object)
         )
 
 
