@@ -96,3 +96,22 @@ def test_imagenet_weights_come_from_a_file_or_the_keras_cache_never_a_download(t
     assert imagenet_weights("vgg16", cached) == str(cached)
     with pytest.raises(ParameterError, match="no such file"):
         imagenet_weights("vgg16", tmp_path / "missing.h5")
+
+
+@pytest.mark.parametrize("name", ["cnn1", "cnn2", "cnn2-stft", "fusion"])  # those that standardise their input
+def test_inference_statistics_follow_the_data_within_a_small_catalogues_epochs(name):
+    """30 steps (ten epochs of 72 six-second tracks) leave every BatchNormalization's moving mean where
+    the data is: stored dB values near -40 are standardised at inference as they were in training."""
+    arch = get_architecture(name)
+    keras.utils.set_random_seed(0)
+    model = arch.build(arch, N_CLASSES)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy")
+    rng = np.random.default_rng(0)
+    for _ in range(30):
+        inputs = [rng.normal(-40, 15, (8, bins, frames)).astype(np.float32) for bins, frames in arch.input_shapes]
+        model.train_on_batch(inputs if len(inputs) > 1 else inputs[0], rng.integers(0, N_CLASSES, 8))
+    norms = [layer for layer in model.layers if layer.name.endswith("_input_norm")]
+    assert norms
+    for layer in norms:
+        mean, variance = (float(np.mean(w)) for w in (layer.moving_mean.numpy(), layer.moving_variance.numpy()))
+        assert abs(mean + 40) < 4 and abs(variance / 225 - 1) < 0.15, (layer.name, mean, variance)
