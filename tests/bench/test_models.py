@@ -72,6 +72,9 @@ def test_recipes_come_from_the_registries_and_bad_flags_are_one_line(capsys, mon
     assert [r.name for r in choose_recipes(["cnn2", "musicnn-msd-linear"])] == ["cnn2", "musicnn-msd-linear"]
     stft = known_recipes()["cnn2-stft"]  # seed 002's comparison: the same CNN on the linear-frequency set
     assert stft.what.endswith("stft512 against mel128") and stft.config == known_recipes()["cnn2"].config
+    overlap = known_recipes()["musicnn-msd-linear/hop=0.5"]  # the same probe over half-overlapping patches
+    assert (overlap.backbone, overlap.config.patch_hop, known_recipes()["musicnn-msd-linear"].config.patch_hop) == (
+        "musicnn-msd-linear", 0.5, 1.0)  # fmt: skip
 
     with monkeypatch.context() as registered:  # a feature set on mel128's frame grid, and a CNN that reads it
         from genreflow.pipeline.features import FEATURE_SETS, MEL128

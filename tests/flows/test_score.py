@@ -117,8 +117,9 @@ def test_zero_shot_scores_are_complete_idempotent_and_readable_downstream(demo_s
     }
 
 
-def _register_pooling_model(layout: StoreLayout, labels: list[str]) -> str:
-    """A tiny classifier on musicnn96 patches, registered and promoted like a trained one."""
+def _register_pooling_model(layout: StoreLayout, labels: list[str], *, patch_hop: float | None = None) -> str:
+    """A tiny classifier on musicnn96 patches, registered and promoted like a trained one (its card
+    from before ``patch_hop`` existed unless one is given)."""
     import tempfile
 
     import keras
@@ -133,6 +134,8 @@ def _register_pooling_model(layout: StoreLayout, labels: list[str]) -> str:
         (Path(tmp) / "labels.json").write_text(json.dumps(labels))
         card = {"architecture": "pooled-test", "data": {"feature_sets": ["musicnn96"], "patch_frames": [187]},
                 "metrics": {"accuracy": 0.5, "top3_accuracy": 1.0, "macro_f1": 0.5}}  # fmt: skip
+        if patch_hop is not None:
+            card["config"] = {"patch_hop": patch_hop}
         ref = registry.register(layout, "genre", Path(tmp), card)
     return str(registry.promote(layout, f"genre@{ref.version}"))
 
@@ -143,7 +146,7 @@ def test_registered_model_scores_only_new_and_changed_tracks(tmp_path, settings)
         (source / label).mkdir(parents=True, exist_ok=True)
         sf.write(source / label / f"t{i}.wav", tone(4, freq=200 + 90 * i), 22050)
     assert _ingest(settings, source, store, dataset="folder").counts == {"ok": 4}
-    spec = _register_pooling_model(StoreLayout(str(store)), ["jazz", "rock"])
+    spec = _register_pooling_model(StoreLayout(str(store)), ["jazz", "rock"], patch_hop=0.5)
 
     first = _score(settings, str(store), chunk_size=2)  # the default model: genre, its production version
     assert first.tasks == 2  # two chunks of one file: the flow writes it once both are back
@@ -161,6 +164,8 @@ def test_registered_model_scores_only_new_and_changed_tracks(tmp_path, settings)
     assert (second.selected, second.scored) == (2, 2)
     new = pq.read_table(scores_dir / "part-000000.parquet").to_pandas()
     assert len(new) == 5 and new["track_id"].is_unique and new["uri"].is_unique  # the changed file's old row is gone
+    # the card's patch hop (half a 3-s patch): the 5-s track averages patches at 0 and 1.5 s, 4-s tracks one
+    assert new.set_index("uri")["n_windows"].to_dict() == {u: 2 if u.endswith("t9.wav") else 1 for u in new["uri"]}
     current = read_manifest(StoreLayout(str(store))).drop_duplicates("uri", keep="last")
     assert set(new["track_id"]) == set(current["track_id"])
     unchanged = new.set_index("uri").loc[old.index.drop(changed)]

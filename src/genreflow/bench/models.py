@@ -33,6 +33,8 @@ DEFAULT_DIFFICULTY = "hard"
 FEW_EPOCHS = TrainConfig(epochs=8, fine_tune_epochs=0, patience=3)
 SHORT_FINE_TUNE = TrainConfig(epochs=3, fine_tune_epochs=2, patience=2)
 GRADIENT_BASELINE = "cnn2"  # seed 001's CNN on mel128; the feature-set comparison trains it on each set
+HALF_HOP = TrainConfig(patch_hop=0.5)  # track-level aggregation over half-overlapping patches
+HALF_HOP_PROBE = "musicnn-msd-linear"  # the probe the overlap comparison refits: the fastest musicnn one
 
 
 @dataclass(frozen=True)
@@ -91,8 +93,8 @@ class ModelsBench:
 
 
 def known_recipes() -> dict[str, Recipe]:
-    """Every recipe the bench knows, by name: the default backbone, each linear probe, musicnn-msd
-    fine-tuned, cnn2 from scratch on mel128, and cnn2's counterpart on every other feature set on
+    """Every recipe the bench knows, by name: the default backbone, each linear probe, one probe over
+    half-overlapping patches, musicnn-msd fine-tuned, cnn2 from scratch on mel128, and cnn2's counterpart on every other feature set on
     mel128's frame grid that an architecture reads."""
     from genreflow.pipeline.features import FEATURE_SETS, MEL128
     from genreflow.pipeline.models.architectures import ARCHITECTURES
@@ -100,6 +102,8 @@ def known_recipes() -> dict[str, Recipe]:
     probes = [a.name for a in ARCHITECTURES.values() if a.linear_probe]
     found = [
         *(Recipe(name, name, TrainConfig(), "linear probe") for name in dict.fromkeys([DEFAULT_ARCHITECTURE, *probes])),
+        Recipe(f"{HALF_HOP_PROBE}/hop=0.5", HALF_HOP_PROBE, HALF_HOP,
+               "linear probe, its track features and predictions over half-overlapping patches"),  # fmt: skip
         Recipe(
             "musicnn-msd",
             "musicnn-msd",

@@ -73,7 +73,7 @@ def bare_predict(store: str) -> tuple[Callable[[], float], int]:
     layout = StoreLayout(store)
     scorer = load_scorer(layout, resolve_model(layout, MODEL))
     tracks = current_tracks(read_manifest(layout)).query("status == 'ok'")
-    per_input = evaluation_patches(PatchReader(layout, scorer.info), tracks)[0]
+    per_input = evaluation_patches(PatchReader(layout, scorer.info, hop=scorer.info.patch_hop), tracks)[0]
     n_patches = len(per_input[0])
     batches = [[patches[i : i + BATCH] for patches in per_input] for i in range(0, n_patches, BATCH)]
     scorer.predict(batches[0])  # trace once, outside the timing

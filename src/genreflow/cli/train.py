@@ -33,7 +33,7 @@ from genreflow.pipeline.training.config import (
 
 # the options that go into TrainConfig as given (the dataclass owns their defaults)
 CONFIG_OPTIONS = ("epochs", "fine_tune_epochs", "fine_tune_layers", "batch_size", "steps_per_epoch", "learning_rate",
-                  "patience", "seed", "head", "augment", "probe_folds")  # fmt: skip
+                  "patience", "seed", "head", "augment", "probe_folds", "patch_hop")  # fmt: skip
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -44,6 +44,10 @@ def register(sub: argparse._SubParsersAction) -> None:
            f"{', '.join(AUTO_CANDIDATES)}")  # fmt: skip
     option(parser, "--probe-folds", type=fold_count, default_from=lambda: TrainConfig.probe_folds,
            help="linear probes: K of the K-fold inside train + valid that chooses C (and auto's backbone)")  # fmt: skip
+    option(parser, "--patch-hop", type=patch_hop, metavar="FRACTION", default_from=lambda: TrainConfig.patch_hop,
+           help="a track's prediction (and a probe's features) averages patches starting this fraction of a "
+           "patch apart: 1 non-overlapping, 0.5 half-overlapping; scoring from the store uses the model's "
+           "value")  # fmt: skip
     option(parser, "--model", dest="model_name", type=model_name, help="registry name: each run adds a version",
            default_from=lambda: DEFAULT_MODEL_NAME)  # fmt: skip
     option(parser, "--epochs", type=positive_int, help="epochs of the first phase",
@@ -125,6 +129,11 @@ def handle(args: argparse.Namespace) -> int:
 def augment_settings(text: str) -> AugmentConfig:
     """``--augment masking=1,noise=0.05``: a bad key or value is one line naming it."""
     return _as_argument_error(parse_augment, text)
+
+
+def patch_hop(text: str) -> float:
+    """``--patch-hop``: a fraction of a patch, from a tenth (ten times the patches) to one."""
+    return _checked(float, text, lambda v: 0.1 <= v <= 1, "a fraction of a patch from 0.1 to 1")
 
 
 def fold_count(text: str) -> int:

@@ -25,9 +25,10 @@ class PatchSpec(Protocol):
 class PatchReader:
     """Reads patches of one model's inputs, one track (a few rows) at a time."""
 
-    def __init__(self, layout: StoreLayout, arch: PatchSpec) -> None:
+    def __init__(self, layout: StoreLayout, arch: PatchSpec, *, hop: float = 1.0) -> None:
         group = open_features(layout)
         self.arch = arch
+        self.hop = hop  # evaluation and scoring: patch starts this fraction of a patch apart
         self.arrays = [group[name]["data"] for name in arch.inputs]
         self.frame_rates = [group[name].attrs["config"]["sample_rate"] / group[name].attrs["config"]["hop_length"]
                             for name in arch.inputs]  # fmt: skip
@@ -46,13 +47,19 @@ class PatchReader:
         return [np.asarray(array[row + offset], dtype=np.float32) for array in self.arrays]
 
     def all_patches(self, row: int, valid_s: float) -> list[np.ndarray]:
-        """Every non-overlapping patch inside the valid audio (at least one), per input."""
+        """Every patch inside the valid audio, starting ``hop`` patches apart (at least one), per input."""
         seconds = self.patch_seconds
-        starts_s = np.arange(max(1, int(valid_s // seconds))) * seconds
+        starts_s = np.arange(patch_count(valid_s, seconds, self.hop)) * (self.hop * seconds)
         return [
             np.stack([crop_frames(features, round(start * rate), size) for start in starts_s])
             for features, size, rate in zip(self.track(row), self.arch.patch_frames, self.frame_rates, strict=True)
         ]
+
+
+def patch_count(valid_s: float, patch_s: float, hop: float) -> int:
+    """Patches of ``patch_s`` starting ``hop * patch_s`` apart that fit in ``valid_s`` (at least one);
+    ``hop`` 1: the non-overlapping ones."""
+    return 1 + max(0, int((valid_s - patch_s) // (hop * patch_s)))
 
 
 def crop_frames(features: np.ndarray, start: int, frames: int) -> np.ndarray:

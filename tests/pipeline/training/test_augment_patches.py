@@ -138,3 +138,21 @@ def test_augment_settings_parse_check_their_ranges_and_reach_the_cli(capsys, tmp
         assert exited.value.code == 2
         [line] = capsys.readouterr().err.splitlines()
         assert "--augment" in line and named in line
+
+
+def test_evaluation_patches_start_a_hop_apart_inside_the_valid_audio(make_feature_store):
+    import pandas as pd
+
+    from genreflow.pipeline.patches import evaluation_patches, patch_count
+
+    assert [patch_count(v, 3.0, 1.0) for v in (1.0, 3.0, 9.2, 6.0)] == [1, 1, 3, 2]  # non-overlapping
+    assert [patch_count(v, 3.0, 0.5) for v in (1.0, 3.0, 9.2, 6.0)] == [1, 1, 5, 3]  # half-overlapping
+    ramp = lambda track, view, shape: np.broadcast_to(np.arange(shape[1], dtype=np.float32), shape)  # noqa: E731
+    layout = make_feature_store(["a", "b"], ramp, window_s=10.0)
+    tracks = pd.DataFrame({"row": [0, 1], "valid_s": [9.1, 2.0]})
+    for hop, starts in ((1.0, [0, 130, 260]), (0.5, [0, 65, 130, 195, 260])):
+        reader = PatchReader(layout, Patches(patch_frames=(130,)), hop=hop)  # 3.02 s, 130 frames
+        [patches], owners = evaluation_patches(reader, tracks)
+        assert owners.tolist() == [0] * len(starts) + [1]  # the 2-s track: one (edge-padded) patch
+        assert patches[:-1, 0, 0].tolist() == starts  # each patch's first frame is where it starts
+        assert all(np.array_equal(p[0], np.arange(s, s + 130)) for p, s in zip(patches, starts, strict=False))

@@ -37,6 +37,9 @@ class ModelInfo:
     kind : str
         ``"classes"`` (probabilities over the labels, summing to one) or ``"tags"`` (an independent
         probability per tag).
+    patch_hop : float
+        From the store, a track's patches start this fraction of a patch apart: the value the model
+        was evaluated with (cards from before the setting: 1, non-overlapping).
     """
 
     ref: ModelRef
@@ -44,6 +47,7 @@ class ModelInfo:
     inputs: tuple[str, ...]
     patch_frames: tuple[int, ...]
     kind: str
+    patch_hop: float = 1.0
 
     @property
     def feature_set(self) -> str:
@@ -83,9 +87,10 @@ def describe_model(layout: StoreLayout, ref: ModelRef) -> ModelInfo:
     if ref.name in ZERO_SHOT:
         tagger = musicnn.PRETRAINED[ZERO_SHOT[ref.name]]
         return ModelInfo(ref, tagger.tags, ("musicnn96",), (musicnn.PATCH_FRAMES,), "tags")
-    data = registry.read_card(layout, ref)["data"]
+    card = registry.read_card(layout, ref)
+    data, hop = card["data"], float(card.get("config", {}).get("patch_hop", 1.0))
     labels = tuple(registry.read_labels(layout, ref))
-    return ModelInfo(ref, labels, tuple(data["feature_sets"]), tuple(data["patch_frames"]), "classes")
+    return ModelInfo(ref, labels, tuple(data["feature_sets"]), tuple(data["patch_frames"]), "classes", hop)
 
 
 def load_scorer(layout: StoreLayout, ref: ModelRef, *, output: str = OUTPUTS[0]) -> Scorer:

@@ -67,7 +67,7 @@ def score_chunk(chunk: ScoreChunk, spec: ScoreSpec, layout: StoreLayout, scorer:
     started = time.perf_counter()
     info = scorer.info
     averager = TrackAverager(scorer.predict, batch_size=spec.batch_size)
-    reader = None if spec.full_track else PatchReader(layout, info)
+    reader = None if spec.full_track else PatchReader(layout, info, hop=info.patch_hop)
     failures = []
     for track in chunk.tracks:
         try:

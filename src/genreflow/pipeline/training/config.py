@@ -109,6 +109,10 @@ class TrainConfig:
     refit: bool = False  # gradient models: train again on train + valid for the epochs early stopping chose
     linear_c: tuple[float, ...] = (0.001, 0.01, 0.1, 1.0, 10.0)  # 1,706 features: room to regularise hard
     probe_folds: int = 5  # a probe's C (and auto's backbone) by K-fold cross-validation inside train + valid
+    # A track's prediction (and a probe's features) is the mean over patches starting this fraction of
+    # a patch apart: 1 reads the non-overlapping patches, 0.5 half-overlapping ones (as --full-track
+    # scoring does). Evaluation, validation and scoring from the store all read the model's own value.
+    patch_hop: float = 1.0
 
     def __post_init__(self) -> None:
         at_least = {"epochs": 1, "batch_size": 1, "fine_tune_epochs": 0, "fine_tune_layers": 0, "patience": 1,
@@ -123,6 +127,8 @@ class TrainConfig:
                 f"learning rate must be > 0 and its fine-tune factor in (0, 1], got {self.learning_rate} "
                 f"and {self.fine_tune_lr_factor}"
             )
+        if not 0.1 <= self.patch_hop <= 1.0:  # NaN fails too
+            raise ParameterError(f"patch-hop must be from 0.1 to 1 (a fraction of a patch), got {self.patch_hop}")
         if self.head not in HEADS:
             raise ParameterError(f"unknown head {self.head!r}; known: {', '.join(HEADS)}")
         if not self.linear_c or min(self.linear_c) <= 0:

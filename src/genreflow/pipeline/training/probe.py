@@ -85,14 +85,14 @@ class ProbeFeatures:
     Every candidate, every C and every fold of a run (and the folds of ``--cv``) read the same
     vectors; a probe that puts two taggers side by side reads both taggers' cached vectors. Each
     tagger's features model is built once too and shared by the probe models built from it. One
-    run reads one store: vectors are keyed by tagger, track and feature-store row.
+    run reads one store: vectors are keyed by tagger, patch hop, track and feature-store row.
     """
 
     def __init__(self, *, batch_size: int = 64) -> None:
         self.batch_size = batch_size
         self.computed: dict[str, int] = {}  # tagger → tracks whose features were computed (not read from cache)
         self.seconds: dict[str, float] = {}  # tagger → seconds spent computing them
-        self._vectors: dict[tuple[str, str, int], np.ndarray] = {}
+        self._vectors: dict[tuple[str, float, str, int], np.ndarray] = {}
         self._backbones: dict[str, Any] = {}
         self._on_patches: dict[str, Any] = {}  # tagger → its features model on store patches, traced once
         self._models: dict[tuple[str, int], Any] = {}
@@ -117,7 +117,7 @@ class ProbeFeatures:
         return self._backbones[tagger]
 
     def _tagger(self, tagger: str, reader: PatchReader, tracks: pd.DataFrame) -> np.ndarray:
-        keys = [(tagger, str(t), int(r)) for t, r in zip(tracks["track_id"], tracks["row"], strict=True)]
+        keys = [(tagger, reader.hop, str(t), int(r)) for t, r in zip(tracks["track_id"], tracks["row"], strict=True)]
         missing = [i for i, key in enumerate(keys) if key not in self._vectors]
         if missing:
             started = time.perf_counter()

@@ -79,7 +79,8 @@ def train_and_register(
     """
     candidates = backbone_candidates(arch_name)
     data = labelled_tracks(layout, candidates[0].inputs, seed=config.seed, needed_by=arch_name)
-    reader = PatchReader(layout, candidates[0])  # auto's candidates all read the same musicnn96 patches
+    # auto's candidates all read the same musicnn96 patches
+    reader = PatchReader(layout, candidates[0], hop=config.patch_hop)
     state.mkdir(parents=True, exist_ok=True)
     arch, result = fit_backbone(candidates, reader, data, config, state, features=features)
 

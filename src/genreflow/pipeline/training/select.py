@@ -176,7 +176,7 @@ def _fit_and_score(
     *,
     features: ProbeFeatures | None = None,
 ) -> dict[str, Any]:
-    reader = PatchReader(layout, candidates[0])
+    reader = PatchReader(layout, candidates[0], hop=config.patch_hop)
     with tempfile.TemporaryDirectory(prefix="genreflow-select-") as state:
         arch, result = fit_backbone(candidates, reader, data, config, Path(state), features=features)
     scored = data.split(split)
