@@ -122,15 +122,15 @@ def test_serve_registers_runs_on_demand_and_stops_on_ctrl_c(tmp_path):
             assert str(store) in state.message and "no model named 'genre'" in state.message, state.message
 
         process.send_signal(signal.SIGINT)
-        try:
-            code = process.wait(timeout=90)  # it pauses the schedules on the way out
-        except subprocess.TimeoutExpired:
-            # Seen twice in full fresh-clone CI runs (never alone, under load, or in a full tests/cli run):
-            # `serve` did not stop within 90 s of Ctrl-C. A known bug under investigation, reported
-            # here rather than hidden; everything above this point is still checked strictly.
-            pytest.xfail("genreflow serve did not stop within 90 s of Ctrl-C (known, under investigation)")
-        assert code in (0, 130), err.read_text()
-        assert "Traceback" not in err.read_text(), err.read_text()
+        code = process.wait(timeout=90)  # it pauses the schedules on the way out, or gives up after 60 s
+        if code == 130 and "had not stopped 60 s after Ctrl-C" in err.read_text():
+            # Seen in full fresh-clone CI runs only (never alone, under load, or in a full tests/cli run):
+            # Prefect's runner did not finish its shutdown. serve now exits anyway, and prints where it
+            # was stuck: reported here, with those stacks, rather than hidden.
+            pytest.xfail(f"Prefect's runner did not stop within 60 s of Ctrl-C:\n{err.read_text()}")
+        assert code == 0 and "Traceback" not in err.read_text(), err.read_text()
+        assert out.read_text().rstrip().endswith("stopped serving; the nightly schedule is paused until "
+                                                 "`genreflow serve` runs again")  # fmt: skip
     finally:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
@@ -149,3 +149,38 @@ def test_a_bad_cron_or_timezone_is_one_line_and_exit_2_before_anything_starts(tm
         done = subprocess.run([*serve, *flags], env=env, capture_output=True, text=True, timeout=60)
         assert done.returncode == 2 and done.stderr.count("\n") == 1 and named in done.stderr, done.stderr
     assert not home.exists()  # no local Prefect server was started
+
+
+_SERVED = """
+import asyncio, sys
+from genreflow.infra.deployments import until_interrupted
+
+async def start():
+    print("serving", flush=True)
+    try:
+        await asyncio.sleep(3600)
+    except asyncio.CancelledError:
+        if sys.argv[1] == "stuck":  # a clean-up that never ends, as a runner waiting on a dead API would
+            await asyncio.shield(asyncio.sleep(3600))
+        raise
+
+asyncio.run(until_interrupted(start, shutdown_s=2))
+print("stopped", flush=True)
+"""
+
+
+@pytest.mark.parametrize("clean_up", ["prompt", "stuck"])
+def test_ctrl_c_stops_serving_even_when_the_runner_does_not_stop(clean_up):
+    process = subprocess.Popen([sys.executable, "-c", _SERVED, clean_up], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)  # fmt: skip
+    assert process.stdout.readline() == "serving\n"
+    started = time.monotonic()
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=30)
+    if clean_up == "prompt":  # the runner's own shutdown ran to its end, and serve returned normally
+        assert (process.returncode, out, err) == (0, "stopped\n", "")
+    else:  # bounded: the stacks say where it was stuck, one line what may be left, exit 130
+        assert process.returncode == 130 and out == "" and 2 <= time.monotonic() - started < 20
+        assert "Current thread" in err and "pending asyncio task" in err and ", in start" in err, err
+        assert err.rstrip().splitlines()[-1].startswith(
+            "genreflow serve: Prefect's runner had not stopped 2 s after Ctrl-C; exiting now")  # fmt: skip

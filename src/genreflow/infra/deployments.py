@@ -16,13 +16,19 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import faulthandler
 import importlib
 import os
 import re
+import signal
+import sys
+import threading
+import time
 import zoneinfo
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
+from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from genreflow.pipeline.errors import ParameterError
@@ -230,9 +236,74 @@ def serve(deployments: Sequence[RunnerDeployment]) -> None:
             entrypoint_type=EntrypointType.MODULE_PATH,
         )
     try:
-        asyncio.run(runner.start())
+        asyncio.run(until_interrupted(runner.start))
     except (KeyboardInterrupt, TerminationSignal):
         return
+
+
+SHUTDOWN_S = 60.0  # after Ctrl-C, Prefect's runner pauses the schedules and stops its runs within this
+
+
+async def until_interrupted(start: Callable[[], Awaitable[Any]], *, shutdown_s: float = SHUTDOWN_S) -> None:
+    """Await ``start()`` until Ctrl-C, which cancels it (its clean-up runs), then returns.
+
+    The shutdown is bounded: if ``start`` has not finished ``shutdown_s`` after Ctrl-C, or at a second
+    Ctrl-C, the stacks of every thread and pending asyncio task go to stderr (where it was stuck),
+    then one line saying what may be left behind, and the process exits with 130. A service must
+    stop when told.
+    """
+    loop, task = asyncio.get_running_loop(), asyncio.current_task()
+    assert task is not None
+
+    def interrupted(signum: int, frame: FrameType | None) -> None:
+        if task.cancelling():  # a second Ctrl-C: stop now
+            _exit_stuck(loop, "at a second Ctrl-C")
+        threading.Thread(target=_exit_if_still_running, args=(loop, shutdown_s), daemon=True,
+                         name="genreflow-shutdown-watchdog").start()  # fmt: skip
+        loop.call_soon_threadsafe(task.cancel)
+
+    previous = signal.signal(signal.SIGINT, interrupted)
+    try:
+        await start()
+    except asyncio.CancelledError:
+        if not task.cancelling():
+            raise  # not ours
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _awaiting(coroutine: Any) -> Iterator[FrameType]:
+    """The frames of a suspended coroutine and of everything it awaits in turn (``Task.print_stack``
+    shows only the outermost one)."""
+    while coroutine is not None:
+        frame = getattr(coroutine, "cr_frame", None) or getattr(coroutine, "gi_frame", None)
+        if frame is not None:
+            yield frame
+        coroutine = getattr(coroutine, "cr_await", None) or getattr(coroutine, "gi_yieldfrom", None)
+
+
+def _exit_if_still_running(loop: asyncio.AbstractEventLoop, shutdown_s: float) -> None:
+    time.sleep(shutdown_s)
+    _exit_stuck(loop, f"{shutdown_s:g} s after Ctrl-C")
+
+
+def _exit_stuck(loop: asyncio.AbstractEventLoop, when: str) -> None:
+    faulthandler.dump_traceback(file=sys.stderr, all_threads=True)
+    for _ in range(3):  # read from another thread than the loop's: its set of tasks may change meanwhile
+        try:
+            pending = list(asyncio.all_tasks(loop))
+            break
+        except RuntimeError:
+            pending = []
+    for task in pending:
+        print(f"pending asyncio task {task.get_name()}, awaiting (outermost first):", file=sys.stderr)
+        for frame in _awaiting(task.get_coro()):
+            code = frame.f_code
+            print(f'  File "{code.co_filename}", line {frame.f_lineno}, in {code.co_name}', file=sys.stderr)
+    print(f"genreflow serve: Prefect's runner had not stopped {when}; exiting now (the nightly schedule may "
+          "still be active, and a run it started may still be running: check the Prefect UI)",
+          file=sys.stderr, flush=True)  # fmt: skip
+    os._exit(130)  # 128 + SIGINT, as a shell reports an interrupted command
 
 
 def served_flow(entrypoint: str) -> Flow[..., Any]:
