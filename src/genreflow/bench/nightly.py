@@ -5,10 +5,12 @@ costs, in one run."""
 from __future__ import annotations
 
 import dataclasses
+import os
 import tempfile
 import time
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
@@ -68,32 +70,72 @@ def bench_nightly(
 
 
 def backfill_rates(
-    settings: Settings, source: Path, workdir: Path, *, tracks: int, workers: Sequence[int]
+    settings: Settings, source: Path, workdir: Path, *, tracks: int, workers: Sequence[int], one_core: bool = True
 ) -> list[str]:
     """One line per worker count: a backfill of the ``tracks`` of ``source`` into a new store (decode
     and features of every track, in :data:`BACKFILL_BATCHES` batches on real worker processes), in
-    tracks per second, and its ratio to the first count's."""
+    tracks per second, and its ratio to the first count's.
+
+    With ``one_core``, first the same backfill on 1 worker confined to one core (its process, its
+    workers and their threads): what each count is also compared with, since one unconfined worker's
+    decode threads already reach into a second core, which a second worker then cannot add."""
     import psutil
 
-    from genreflow.flows.runtime import run_ingest
-
+    batch_tracks = -(-tracks // BACKFILL_BATCHES)
     lines, rates = [], []
+    confined: float | None = None
+    if one_core:
+        core = min(os.sched_getaffinity(0))
+        store = str(workdir / "backfill-1-worker-1-core")
+        with ProcessPoolExecutor(1, mp_context=get_context("spawn"), initializer=os.sched_setaffinity,
+                                 initargs=(0, {core})) as pool:  # fmt: skip
+            run = pool.submit(_timed_backfill, dataclasses.replace(settings, workers=1, in_process_tracks=0),
+                              source, store, batch_tracks).result()  # fmt: skip
+        confined = run.rate
+        lines.append(
+            f"  backfill on 1 worker, 1 core        {run.wall_s:7.1f} s  ({run.selected} tracks in {run.batches} "
+            f"batches, {run.rate:.1f} tracks/s; ran on cores {sorted(run.cores)})"
+        )
     for count in workers:
         runner = dataclasses.replace(settings, workers=count, in_process_tracks=0)  # real worker processes
-        store = str(workdir / f"backfill-{count}-workers")
-        started, cpu_before = time.perf_counter(), psutil.cpu_times()
-        summary = run_ingest(runner, source=str(source), store=store, backfill=True,
-                             batch_tracks=-(-tracks // BACKFILL_BATCHES), show_progress=False)  # fmt: skip
-        wall_s = time.perf_counter() - started
-        busy = _busy_cores(cpu_before, psutil.cpu_times(), wall_s)
-        rates.append(summary.selected / wall_s)
-        ratio = f", {rates[-1] / rates[0]:.2f}x {workers[0]} (target {BACKFILL_SCALING}x)" if len(rates) > 1 else ""
+        cpu_before = psutil.cpu_times()
+        run = _timed_backfill(runner, source, str(workdir / f"backfill-{count}-workers"), batch_tracks)
+        busy = _busy_cores(cpu_before, psutil.cpu_times(), run.wall_s)
+        rates.append(run.rate)
+        ratios = [f"{run.rate / rates[0]:.2f}x {workers[0]}"] if len(rates) > 1 else []
+        if confined:
+            ratios.append(f"{run.rate / confined:.2f}x 1 worker on 1 core")
+        target = f" (target {BACKFILL_SCALING}x)" if ratios else ""
         lines.append(
-            f"  backfill on {count} worker(s)           {wall_s:7.1f} s  ({summary.selected} tracks in "
-            f"{summary.batches} batches, {rates[-1]:.1f} tracks/s{ratio}; {busy:.2f} of "
-            f"{psutil.cpu_count()} cores busy)"
+            f"  backfill on {count} worker(s)           {run.wall_s:7.1f} s  ({run.selected} tracks in "
+            f"{run.batches} batches, {run.rate:.1f} tracks/s{''.join(', ' + r for r in ratios)}{target}; "
+            f"{busy:.2f} of {psutil.cpu_count()} cores busy)"
         )
     return lines
+
+
+@dataclass(frozen=True)
+class BackfillRun:
+    """One timed backfill: tracks decoded, batches, wall seconds, and the cores its process could use."""
+
+    selected: int
+    batches: int
+    wall_s: float
+    cores: frozenset[int]
+
+    @property
+    def rate(self) -> float:
+        return self.selected / self.wall_s
+
+
+def _timed_backfill(settings: Settings, source: Path, store: str, batch_tracks: int) -> BackfillRun:
+    from genreflow.flows.runtime import run_ingest
+
+    started = time.perf_counter()
+    summary = run_ingest(settings, source=str(source), store=store, backfill=True, batch_tracks=batch_tracks,
+                         show_progress=False)  # fmt: skip
+    wall_s = time.perf_counter() - started
+    return BackfillRun(summary.selected, summary.batches, wall_s, frozenset(os.sched_getaffinity(0)))
 
 
 def _busy_cores(before: Any, after: Any, wall_s: float) -> float:
