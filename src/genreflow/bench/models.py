@@ -95,16 +95,20 @@ class ModelsBench:
 
 def known_recipes() -> dict[str, Recipe]:
     """Every recipe the bench knows, by name: the default backbone, each linear probe, one probe over
-    half-overlapping patches, musicnn-msd fine-tuned, cnn2 from scratch on mel128, and cnn2's counterpart on every other feature set on
-    mel128's frame grid that an architecture reads."""
+    half-overlapping patches, musicnn-msd fine-tuned, cnn2 from scratch on mel128, and cnn2's
+    counterpart on every other feature set on mel128's frame grid that an architecture reads."""
     from genreflow.pipeline.features import FEATURE_SETS, MEL128
     from genreflow.pipeline.models.architectures import ARCHITECTURES
 
     probes = [a.name for a in ARCHITECTURES.values() if a.linear_probe]
     found = [
         *(Recipe(name, name, TrainConfig(), "linear probe") for name in dict.fromkeys([DEFAULT_ARCHITECTURE, *probes])),
-        Recipe(f"{HALF_HOP_PROBE}/hop=0.5", HALF_HOP_PROBE, HALF_HOP,
-               "linear probe, its track features and predictions over half-overlapping patches"),  # fmt: skip
+        Recipe(
+            f"{HALF_HOP_PROBE}/hop=0.5",
+            HALF_HOP_PROBE,
+            HALF_HOP,
+            "linear probe, its track features and predictions over half-overlapping patches",
+        ),
         Recipe(
             "musicnn-msd",
             "musicnn-msd",
