@@ -21,7 +21,7 @@ def test_bench_nightly_times_each_night_and_the_planning(tmp_path, settings):
     assert "2 new" in lines[3] and "(ingested 2, scored 2;" in lines[3]  # the arrivals really were new files
     # the same backfill confined to one core, in a process of its own (its workers inherit the core)
     assert "backfill on 1 worker, 1 core" in lines[4] and "(5 tracks in 3 batches" in lines[4]
-    assert re.search(r"ran on cores \[\d+\]\)$", lines[4]), lines[4]
+    assert re.search(r"ran on cores \[\d+\], [0-9.]+ busy\)$", lines[4]), lines[4]
     assert "backfill on 1 worker(s)" in lines[5] and "(5 tracks in 3 batches" in lines[5]  # 3 + 2, by 2
     assert re.search(r"tracks/s, [0-9.]+x 1 worker on 1 core \(target 1.7x\);", lines[5]), lines[5]
     busy = float(re.search(r"; ([0-9.]+) of (\d+) cores busy\)", lines[5])[1])

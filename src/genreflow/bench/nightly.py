@@ -78,29 +78,24 @@ def backfill_rates(
 
     With ``one_core``, first the same backfill on 1 worker confined to one core (its process, its
     workers and their threads): what each count is also compared with, since one unconfined worker's
-    decode threads already reach into a second core, which a second worker then cannot add."""
-    import psutil
-
+    decode threads already reach into a second core, which a second worker then cannot add. Each
+    backfill runs in a fresh process of its own, so each starts its workers the same way.
+    """
     batch_tracks = -(-tracks // BACKFILL_BATCHES)
     lines, rates = [], []
     confined: float | None = None
     if one_core:
-        core = min(os.sched_getaffinity(0))
-        store = str(workdir / "backfill-1-worker-1-core")
-        with ProcessPoolExecutor(1, mp_context=get_context("spawn"), initializer=os.sched_setaffinity,
-                                 initargs=(0, {core})) as pool:  # fmt: skip
-            run = pool.submit(_timed_backfill, dataclasses.replace(settings, workers=1, in_process_tracks=0),
-                              source, store, batch_tracks).result()  # fmt: skip
+        run = _backfill_in_new_process(dataclasses.replace(settings, workers=1, in_process_tracks=0), source,
+                                       workdir / "backfill-1-worker-1-core", batch_tracks,
+                                       cores={min(os.sched_getaffinity(0))})  # fmt: skip
         confined = run.rate
         lines.append(
             f"  backfill on 1 worker, 1 core        {run.wall_s:7.1f} s  ({run.selected} tracks in {run.batches} "
-            f"batches, {run.rate:.1f} tracks/s; ran on cores {sorted(run.cores)})"
+            f"batches, {run.rate:.1f} tracks/s; ran on cores {sorted(run.cores)}, {run.busy_cores:.2f} busy)"
         )
     for count in workers:
         runner = dataclasses.replace(settings, workers=count, in_process_tracks=0)  # real worker processes
-        cpu_before = psutil.cpu_times()
-        run = _timed_backfill(runner, source, str(workdir / f"backfill-{count}-workers"), batch_tracks)
-        busy = _busy_cores(cpu_before, psutil.cpu_times(), run.wall_s)
+        run = _backfill_in_new_process(runner, source, workdir / f"backfill-{count}-workers", batch_tracks)
         rates.append(run.rate)
         ratios = [f"{run.rate / rates[0]:.2f}x {workers[0]}"] if len(rates) > 1 else []
         if confined:
@@ -109,33 +104,51 @@ def backfill_rates(
         lines.append(
             f"  backfill on {count} worker(s)           {run.wall_s:7.1f} s  ({run.selected} tracks in "
             f"{run.batches} batches, {run.rate:.1f} tracks/s{''.join(', ' + r for r in ratios)}{target}; "
-            f"{busy:.2f} of {psutil.cpu_count()} cores busy)"
+            f"{run.busy_cores:.2f} of {os.cpu_count()} cores busy)"
         )
     return lines
 
 
 @dataclass(frozen=True)
 class BackfillRun:
-    """One timed backfill: tracks decoded, batches, wall seconds, and the cores its process could use."""
+    """One timed backfill: tracks decoded, batches, wall seconds, the cores its process could use and
+    how many of the machine's cores were busy meanwhile."""
 
     selected: int
     batches: int
     wall_s: float
     cores: frozenset[int]
+    busy_cores: float
 
     @property
     def rate(self) -> float:
         return self.selected / self.wall_s
 
 
+def _backfill_in_new_process(
+    settings: Settings, source: Path, store: Path, batch_tracks: int, *, cores: set[int] | None = None
+) -> BackfillRun:
+    """:func:`_timed_backfill` in a spawned process (confined to ``cores``: its workers inherit them)."""
+    with ProcessPoolExecutor(1, mp_context=get_context("spawn"), initializer=_confine, initargs=(cores,)) as pool:
+        return pool.submit(_timed_backfill, settings, source, str(store), batch_tracks).result()
+
+
+def _confine(cores: set[int] | None) -> None:
+    if cores:
+        os.sched_setaffinity(0, cores)
+
+
 def _timed_backfill(settings: Settings, source: Path, store: str, batch_tracks: int) -> BackfillRun:
+    import psutil
+
     from genreflow.flows.runtime import run_ingest
 
-    started = time.perf_counter()
+    started, cpu_before = time.perf_counter(), psutil.cpu_times()
     summary = run_ingest(settings, source=str(source), store=store, backfill=True, batch_tracks=batch_tracks,
                          show_progress=False)  # fmt: skip
     wall_s = time.perf_counter() - started
-    return BackfillRun(summary.selected, summary.batches, wall_s, frozenset(os.sched_getaffinity(0)))
+    busy = _busy_cores(cpu_before, psutil.cpu_times(), wall_s)
+    return BackfillRun(summary.selected, summary.batches, wall_s, frozenset(os.sched_getaffinity(0)), busy)
 
 
 def _busy_cores(before: Any, after: Any, wall_s: float) -> float:
