@@ -26,6 +26,7 @@ from genreflow.pipeline.training.config import (
     DEFAULT_ARCHITECTURE,
     DEFAULT_MODEL_NAME,
     HEADS,
+    PATCH_HOP_RANGE,
     AugmentConfig,
     TrainConfig,
     parse_augment,
@@ -132,8 +133,9 @@ def augment_settings(text: str) -> AugmentConfig:
 
 
 def patch_hop(text: str) -> float:
-    """``--patch-hop``: a fraction of a patch, from a tenth (ten times the patches) to one."""
-    return _checked(float, text, lambda v: 0.1 <= v <= 1, "a fraction of a patch from 0.1 to 1")
+    """``--patch-hop``: a fraction of a patch, within TrainConfig's range."""
+    low, high = PATCH_HOP_RANGE
+    return _checked(float, text, lambda v: low <= v <= high, f"a fraction of a patch from {low:g} to {high:g}")
 
 
 def fold_count(text: str) -> int:

@@ -49,17 +49,17 @@ class PatchReader:
     def all_patches(self, row: int, valid_s: float) -> list[np.ndarray]:
         """Every patch inside the valid audio, starting ``hop`` patches apart (at least one), per input."""
         seconds = self.patch_seconds
-        starts_s = np.arange(patch_count(valid_s, seconds, self.hop)) * (self.hop * seconds)
+        starts_s = np.arange(int(patch_count(valid_s, seconds, self.hop))) * (self.hop * seconds)
         return [
             np.stack([crop_frames(features, round(start * rate), size) for start in starts_s])
             for features, size, rate in zip(self.track(row), self.arch.patch_frames, self.frame_rates, strict=True)
         ]
 
 
-def patch_count(valid_s: float, patch_s: float, hop: float) -> int:
-    """Patches of ``patch_s`` starting ``hop * patch_s`` apart that fit in ``valid_s`` (at least one);
-    ``hop`` 1: the non-overlapping ones."""
-    return 1 + max(0, int((valid_s - patch_s) // (hop * patch_s)))
+def patch_count(valid_s: Any, patch_s: float, hop: float) -> Any:
+    """Patches of ``patch_s`` starting ``hop * patch_s`` apart that fit in ``valid_s`` (at least one),
+    for one track or an array of them; ``hop`` 1: the non-overlapping ones."""
+    return 1 + np.maximum(0, (np.asarray(valid_s) - patch_s) // (hop * patch_s)).astype(int)
 
 
 def crop_frames(features: np.ndarray, start: int, frames: int) -> np.ndarray:

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..patches import PatchReader, crop_frames, model_inputs
+from ..patches import PatchReader, crop_frames, model_inputs, patch_count
 from .config import AugmentConfig
 
 
@@ -84,8 +84,9 @@ def masked(patch: np.ndarray, probability: float, rng: np.random.Generator) -> n
 
 
 def patches_per_track(tracks: pd.DataFrame, patch_seconds: float) -> np.ndarray:
-    """Non-overlapping patches in each track's valid audio (at least one), as evaluation reads them."""
-    return np.maximum(1, tracks["valid_s"].to_numpy() // patch_seconds).astype(int)
+    """Non-overlapping patches in each track's valid audio (at least one): how often an epoch draws
+    the track, whatever ``--patch-hop`` evaluation reads it with."""
+    return patch_count(tracks["valid_s"].to_numpy(), patch_seconds, 1.0)
 
 
 def epoch_order(counts: np.ndarray, rng: np.random.Generator) -> np.ndarray:

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from ..errors import ParameterError
 
+PATCH_HOP_RANGE = (0.1, 1.0)  # --patch-hop: from a tenth of a patch (ten times the patches) to non-overlapping
 AUTO = "auto"  # --backbone auto: fit every candidate probe, keep the lowest cross-validated log loss
 AUTO_CANDIDATES = ("musicnn-msd-linear", "musicnn-mtt-linear", "vgg-msd-linear", "vgg-mtt-linear",
                    "musicnn-vgg-msd-linear")  # fmt: skip
@@ -127,8 +128,11 @@ class TrainConfig:
                 f"learning rate must be > 0 and its fine-tune factor in (0, 1], got {self.learning_rate} "
                 f"and {self.fine_tune_lr_factor}"
             )
-        if not 0.1 <= self.patch_hop <= 1.0:  # NaN fails too
-            raise ParameterError(f"patch-hop must be from 0.1 to 1 (a fraction of a patch), got {self.patch_hop}")
+        low, high = PATCH_HOP_RANGE
+        if not low <= self.patch_hop <= high:  # NaN fails too
+            raise ParameterError(
+                f"patch-hop must be from {low:g} to {high:g} (a fraction of a patch), got {self.patch_hop}"
+            )
         if self.head not in HEADS:
             raise ParameterError(f"unknown head {self.head!r}; known: {', '.join(HEADS)}")
         if not self.linear_c or min(self.linear_c) <= 0:
