@@ -15,6 +15,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from genreflow.infra.deployments import SHUTDOWN_S
+
 pytestmark = pytest.mark.integration
 GENREFLOW = [sys.executable, "-m", "genreflow.cli"]
 NAMES = {"nightly": "genreflow-nightly", "backfill": "backfill", "train": "genreflow-train", "score": "genreflow-score"}
@@ -122,12 +124,12 @@ def test_serve_registers_runs_on_demand_and_stops_on_ctrl_c(tmp_path):
             assert str(store) in state.message and "no model named 'genre'" in state.message, state.message
 
         process.send_signal(signal.SIGINT)
-        code = process.wait(timeout=90)  # it pauses the schedules on the way out, or gives up after 60 s
-        if code == 130 and "had not stopped 60 s after Ctrl-C" in err.read_text():
+        code = process.wait(timeout=SHUTDOWN_S + 30)  # it pauses the schedules on the way out, or gives up
+        if code == 130 and f"had not stopped {SHUTDOWN_S:g} s after Ctrl-C" in err.read_text():
             # Seen in full fresh-clone CI runs only (never alone, under load, or in a full tests/cli run):
             # Prefect's runner did not finish its shutdown. serve now exits anyway, and prints where it
             # was stuck: reported here, with those stacks, rather than hidden.
-            pytest.xfail(f"Prefect's runner did not stop within 60 s of Ctrl-C:\n{err.read_text()}")
+            pytest.xfail(f"Prefect's runner did not stop within {SHUTDOWN_S:g} s of Ctrl-C:\n{err.read_text()}")
         assert code == 0 and "Traceback" not in err.read_text(), err.read_text()
         assert out.read_text().rstrip().endswith("stopped serving; the nightly schedule is paused until "
                                                  "`genreflow serve` runs again")  # fmt: skip
@@ -169,18 +171,24 @@ print("stopped", flush=True)
 """
 
 
-@pytest.mark.parametrize("clean_up", ["prompt", "stuck"])
+@pytest.mark.parametrize("clean_up", ["prompt", "stuck", "stuck, Ctrl-C again"])
 def test_ctrl_c_stops_serving_even_when_the_runner_does_not_stop(clean_up):
-    process = subprocess.Popen([sys.executable, "-c", _SERVED, clean_up], stdout=subprocess.PIPE,
+    process = subprocess.Popen([sys.executable, "-c", _SERVED, clean_up.split(",")[0]], stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True)  # fmt: skip
     assert process.stdout.readline() == "serving\n"
     started = time.monotonic()
     process.send_signal(signal.SIGINT)
+    if clean_up.endswith("again"):
+        time.sleep(0.5)
+        process.send_signal(signal.SIGINT)
     out, err = process.communicate(timeout=30)
+    waited = time.monotonic() - started
     if clean_up == "prompt":  # the runner's own shutdown ran to its end, and serve returned normally
         assert (process.returncode, out, err) == (0, "stopped\n", "")
-    else:  # bounded: the stacks say where it was stuck, one line what may be left, exit 130
-        assert process.returncode == 130 and out == "" and 2 <= time.monotonic() - started < 20
-        assert "Current thread" in err and "pending asyncio task" in err and ", in start" in err, err
-        assert err.rstrip().splitlines()[-1].startswith(
-            "genreflow serve: Prefect's runner had not stopped 2 s after Ctrl-C; exiting now")  # fmt: skip
+        return
+    # bounded: the stacks say where it was stuck, one line what may be left, exit 130
+    assert process.returncode == 130 and out == ""
+    assert "Current thread" in err and "pending asyncio task" in err and ", in start" in err, err
+    when, within = ("at a second Ctrl-C", (0.5, 2)) if clean_up.endswith("again") else ("2 s after Ctrl-C", (2, 20))
+    assert within[0] <= waited < within[1], waited  # the second Ctrl-C does not wait for the 2 s
+    assert err.rstrip().splitlines()[-1].startswith(f"genreflow serve: Prefect's runner had not stopped {when}; ")

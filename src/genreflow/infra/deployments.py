@@ -289,13 +289,7 @@ def _exit_if_still_running(loop: asyncio.AbstractEventLoop, shutdown_s: float) -
 
 def _exit_stuck(loop: asyncio.AbstractEventLoop, when: str) -> None:
     faulthandler.dump_traceback(file=sys.stderr, all_threads=True)
-    for _ in range(3):  # read from another thread than the loop's: its set of tasks may change meanwhile
-        try:
-            pending = list(asyncio.all_tasks(loop))
-            break
-        except RuntimeError:
-            pending = []
-    for task in pending:
+    for task in asyncio.all_tasks(loop):  # safe from another thread: it retries a set changed meanwhile
         print(f"pending asyncio task {task.get_name()}, awaiting (outermost first):", file=sys.stderr)
         for frame in _awaiting(task.get_coro()):
             code = frame.f_code
