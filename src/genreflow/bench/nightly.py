@@ -8,12 +8,12 @@ import dataclasses
 import os
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from multiprocessing import get_context
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from genreflow.bench.clips import make_clips, synthetic_catalogue
 from genreflow.infra.settings import Settings
@@ -21,6 +21,7 @@ from genreflow.infra.settings import Settings
 MODEL = "musicnn-msd-tags"  # a zero-shot tagger: the night scores without a trained model
 BACKFILL_BATCHES = 4  # the backfill runs its catalogue in this many batches, so batching is in the figure
 BACKFILL_SCALING = 1.7  # the issue's target for 2 workers against 1: what two bare processes reach here
+T = TypeVar("T")
 
 
 def bench_nightly(
@@ -70,40 +71,36 @@ def bench_nightly(
 
 
 def backfill_rates(
-    settings: Settings, source: Path, workdir: Path, *, tracks: int, workers: Sequence[int], one_core: bool = True
+    settings: Settings, source: Path, workdir: Path, *, tracks: int, workers: Sequence[int]
 ) -> list[str]:
     """One line per worker count: a backfill of the ``tracks`` of ``source`` into a new store (decode
     and features of every track, in :data:`BACKFILL_BATCHES` batches on real worker processes), in
-    tracks per second, and its ratio to the first count's.
-
-    With ``one_core``, first the same backfill on 1 worker confined to one core (its process, its
-    workers and their threads): what each count is also compared with, since one unconfined worker's
-    decode threads already reach into a second core, which a second worker then cannot add. Each
-    backfill runs in a fresh process of its own, so each starts its workers the same way.
+    tracks per second, and its ratios to the first count's and to the same backfill on 1 worker
+    confined to one core (its process, its workers and their threads), which runs first: one
+    unconfined worker's decode threads already reach into a second core, which a second worker then
+    cannot add. Each backfill runs in a fresh process of its own, so each starts its workers alike.
     """
     batch_tracks = -(-tracks // BACKFILL_BATCHES)
-    lines, rates = [], []
-    confined: float | None = None
-    if one_core:
-        run = _backfill_in_new_process(dataclasses.replace(settings, workers=1, in_process_tracks=0), source,
-                                       workdir / "backfill-1-worker-1-core", batch_tracks,
-                                       cores={min(os.sched_getaffinity(0))})  # fmt: skip
-        confined = run.rate
-        lines.append(
-            f"  backfill on 1 worker, 1 core        {run.wall_s:7.1f} s  ({run.selected} tracks in {run.batches} "
-            f"batches, {run.rate:.1f} tracks/s; ran on cores {sorted(run.cores)}, {run.busy_cores:.2f} busy)"
-        )
-    for count in workers:
+
+    def backfill(count: int, name: str, cores: set[int] | None = None) -> BackfillRun:
         runner = dataclasses.replace(settings, workers=count, in_process_tracks=0)  # real worker processes
-        run = _backfill_in_new_process(runner, source, workdir / f"backfill-{count}-workers", batch_tracks)
+        return _in_fresh_process(_timed_backfill, runner, source, str(workdir / name), batch_tracks, cores=cores)
+
+    confined = backfill(1, "backfill-1-worker-1-core", cores={min(os.sched_getaffinity(0))})
+    lines = [
+        f"  backfill on 1 worker, 1 core        {confined.wall_s:7.1f} s  ({confined.selected} tracks in "
+        f"{confined.batches} batches, {confined.rate:.1f} tracks/s; ran on cores {sorted(confined.cores)}, "
+        f"{confined.busy_cores:.2f} busy)"
+    ]
+    rates: list[float] = []
+    for count in workers:
+        run = backfill(count, f"backfill-{count}-workers")
         rates.append(run.rate)
         ratios = [f"{run.rate / rates[0]:.2f}x {workers[0]}"] if len(rates) > 1 else []
-        if confined:
-            ratios.append(f"{run.rate / confined:.2f}x 1 worker on 1 core")
-        target = f" (target {BACKFILL_SCALING}x)" if ratios else ""
+        ratios.append(f"{run.rate / confined.rate:.2f}x 1 worker on 1 core")
         lines.append(
             f"  backfill on {count} worker(s)           {run.wall_s:7.1f} s  ({run.selected} tracks in "
-            f"{run.batches} batches, {run.rate:.1f} tracks/s{''.join(', ' + r for r in ratios)}{target}; "
+            f"{run.batches} batches, {run.rate:.1f} tracks/s, {', '.join(ratios)} (target {BACKFILL_SCALING}x); "
             f"{run.busy_cores:.2f} of {os.cpu_count()} cores busy)"
         )
     return lines
@@ -125,12 +122,11 @@ class BackfillRun:
         return self.selected / self.wall_s
 
 
-def _backfill_in_new_process(
-    settings: Settings, source: Path, store: Path, batch_tracks: int, *, cores: set[int] | None = None
-) -> BackfillRun:
-    """:func:`_timed_backfill` in a spawned process (confined to ``cores``: its workers inherit them)."""
+def _in_fresh_process(function: Callable[..., T], *args: Any, cores: set[int] | None = None) -> T:
+    """``function(*args)`` in a spawned process of its own, so its memory and start-up are its own
+    (confined to ``cores``: the processes it starts inherit them)."""
     with ProcessPoolExecutor(1, mp_context=get_context("spawn"), initializer=_confine, initargs=(cores,)) as pool:
-        return pool.submit(_timed_backfill, settings, source, str(store), batch_tracks).result()
+        return pool.submit(function, *args).result()
 
 
 def _confine(cores: set[int] | None) -> None:
@@ -163,8 +159,7 @@ def _busy_cores(before: Any, after: Any, wall_s: float) -> float:
 def planning_cost(n_tracks: int, store: Path) -> tuple[float, float]:
     """Seconds and peak resident MiB of one night's planning on a synthetic catalogue of ``n_tracks``
     (1 % new, 0.5 % vanished), in a fresh process so its memory is its own."""
-    with ProcessPoolExecutor(1, mp_context=get_context("spawn")) as pool:
-        return pool.submit(_plan, n_tracks, str(store)).result()
+    return _in_fresh_process(_plan, n_tracks, str(store))
 
 
 def _plan(n_tracks: int, store: str) -> tuple[float, float]:
